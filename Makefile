@@ -1,0 +1,52 @@
+# Two set-up commands for a new machine: `make demo` and `make test`. Each builds its own
+# environment: a pinned uv in .tools/, then .venv/ from uv.lock (no network beyond the registry).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: setup demo test lint format bench-parse stack-up stack-down clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	touch $@
+
+setup: $(VENV)/.synced
+
+demo: setup
+	$(BIN)/manifest-exchange demo
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests flows bench
+	$(BIN)/ruff format --check src tests flows bench
+	$(BIN)/mypy
+	$(BIN)/sqlfluff lint sql
+
+format: setup
+	$(BIN)/ruff format src tests flows bench
+	$(BIN)/ruff check --fix src tests flows bench
+
+bench-parse: setup
+	$(BIN)/python bench/bench_parse.py
+
+stack-up: setup
+	$(BIN)/manifest-exchange stack up
+
+stack-down: setup
+	$(BIN)/manifest-exchange stack down
+
+clean: stack-down
+	rm -rf .local $(VENV) $(TOOLS)

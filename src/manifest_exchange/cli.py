@@ -1,0 +1,259 @@
+"""The ``manifest-exchange`` console script.
+
+Commands:
+    stack up|down|status|env   the embedded SeaweedFS store on loopback
+    generate                   synthetic PAXLST traffic to a folder or an s3:// prefix
+    parse                      PAXLST files or s3:// prefixes -> JSON lines (or a summary)
+    demo                       the end-to-end demonstration on the embedded stack
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from manifest_exchange.config import Settings
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject, batches
+from manifest_exchange.paxlst.summary import ParseSummary
+from manifest_exchange.storage.s3 import (
+    S3Client,
+    S3Location,
+    get_many,
+    iter_objects,
+    make_client,
+    put_many,
+)
+from manifest_exchange.storage.stack import SOURCE_BUCKET, EmbeddedStack, StackError
+
+log = logging.getLogger("manifest_exchange")
+
+# Fields printed by ``parse`` for each person, in this order.
+PERSON_FIELDS = (
+    "object_key",
+    "message_ref",
+    "common_access_ref",
+    "part_number",
+    "part_indicator",
+    "bgm_code",
+    "bgm_function",
+    "role",
+    "carrier_code",
+    "flight_number",
+    "dep_airport",
+    "arr_airport",
+    "sched_departure_local",
+    "sched_arrival_local",
+    "flight_date",
+    "surname",
+    "given_names",
+    "sex",
+    "date_of_birth",
+    "nationality",
+    "nationalities",
+    "residence_country",
+    "embark_airport",
+    "debark_airport",
+    "doc_type",
+    "doc_number",
+    "doc_issuing_state",
+    "doc_expiry_date",
+    "segment_position",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _argument_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    try:
+        result: int = args.handler(args, settings)
+    except (StackError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="manifest-exchange", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, dest="command")
+
+    stack = commands.add_parser("stack", help="the embedded S3 store (SeaweedFS) on loopback")
+    stack.add_argument("action", choices=["up", "down", "status", "env"])
+    stack.add_argument("--identity", default="pipeline", help="for 'env': whose credentials")
+    stack.set_defaults(handler=_stack)
+
+    generate = commands.add_parser("generate", help="synthetic PAXLST traffic out of Taiwan")
+    generate.add_argument("--date", required=True, type=dt.date.fromisoformat)
+    generate.add_argument("--flights", type=int, default=150)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--defect-rate", type=float, default=0.02)
+    generate.add_argument("--resend-rate", type=float, default=0.03)
+    generate.add_argument("--part-size", type=int, default=120)
+    generate.add_argument("--to", required=True, help="s3://bucket/prefix or a local folder")
+    generate.set_defaults(handler=_generate)
+
+    parse = commands.add_parser("parse", help="PAXLST files or s3:// prefixes -> JSON lines")
+    parse.add_argument("inputs", nargs="+", help="files, folders or s3://bucket/prefix")
+    parse.add_argument("--summary", action="store_true", help="print only a summary")
+    parse.add_argument("--origin", default="TWN", help="origin country for progressive flights")
+    parse.add_argument("--destination", default="JPN", help="destination country")
+    parse.set_defaults(handler=_parse)
+
+    demo = commands.add_parser("demo", help="end to end on the embedded stack")
+    demo.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1))
+    demo.add_argument("--flights", type=int, default=150)
+    demo.add_argument("--seed", type=int, default=20261201)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+# -- stack --------------------------------------------------------------------------------------
+
+
+def _stack(args: argparse.Namespace, settings: Settings) -> int:
+    stack = EmbeddedStack(settings.home)
+    if args.action == "up":
+        started = time.perf_counter()
+        state = stack.up()
+        log.info("store ready at %s in %.1fs", state.endpoint_url, time.perf_counter() - started)
+        print(json.dumps(stack.status(), indent=2))
+    elif args.action == "down":
+        print("stopped" if stack.down() else "not running")
+    elif args.action == "status":
+        status = stack.status()
+        print(json.dumps(status, indent=2))
+        return 0 if status["running"] else 3
+    else:
+        print("\n".join(stack.env_lines(args.identity)))
+    return 0
+
+
+# -- generate -----------------------------------------------------------------------------------
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    options = GeneratorOptions(
+        flight_date=args.date,
+        flights=args.flights,
+        seed=args.seed,
+        defect_rate=args.defect_rate,
+        resend_rate=args.resend_rate,
+        part_size=args.part_size,
+    )
+    corpus = generate_day(options)
+    if args.to.startswith("s3://"):
+        upload_corpus(corpus, S3Location.parse(args.to), make_client(settings.s3))
+    else:
+        write_corpus(corpus, Path(args.to))
+    print(json.dumps(corpus.summary(), indent=2))
+    return 0
+
+
+def upload_corpus(corpus: Corpus, location: S3Location, client: S3Client) -> None:
+    items = [(location.key(obj.key), obj.data) for obj in corpus.objects]
+    put_many(client, location.bucket, items)
+    log.info("uploaded %d objects to %s", len(items), location)
+
+
+def write_corpus(corpus: Corpus, folder: Path) -> None:
+    for obj in corpus.objects:
+        path = folder / obj.key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(obj.data)
+    log.info("wrote %d objects under %s", len(corpus.objects), folder)
+
+
+# -- parse --------------------------------------------------------------------------------------
+
+
+def _parse(args: argparse.Namespace, settings: Settings) -> int:
+    summary = ParseSummary()
+    client = make_client(settings.s3) if any(i.startswith("s3://") for i in args.inputs) else None
+    with PaxlstParser(args.origin, args.destination) as parser:
+        for batch in batches(_sources(args.inputs, client)):
+            started = time.perf_counter()
+            result = parser.parse(batch)
+            summary.seconds += time.perf_counter() - started
+            summary.add(result)
+            if args.summary:
+                continue
+            for row in result.persons.select(list(PERSON_FIELDS)).to_pylist():
+                print(json.dumps(row, default=_json_default, ensure_ascii=False))
+            for error in result.errors.to_pylist():
+                error["error"] = error.pop("error_code")
+                print(json.dumps(error, default=_json_default))
+    if args.summary:
+        print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+def _sources(inputs: Sequence[str], client: S3Client | None) -> Iterator[SourceObject]:
+    for item in inputs:
+        if item.startswith("s3://"):
+            assert client is not None
+            yield from _s3_sources(client, S3Location.parse(item))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                yield SourceObject(str(file), file.read_bytes())
+        elif path.is_file():
+            yield SourceObject(str(path), path.read_bytes())
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+
+
+def _s3_sources(client: S3Client, location: S3Location, page: int = 256) -> Iterator[SourceObject]:
+    keys = [info.key for info in iter_objects(client, location)]
+    for start in range(0, len(keys), page):
+        chunk = keys[start : start + page]
+        for key, data in zip(chunk, get_many(client, location.bucket, chunk), strict=True):
+            yield SourceObject(key, data)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Stack up, a day of traffic into the source bucket, parsed back by the pipeline identity."""
+    stack = EmbeddedStack(settings.home)
+    state = stack.up()
+    print(f"1. embedded store up at {state.endpoint_url} (data in {stack.data_dir})")
+    corpus = generate_day(GeneratorOptions(args.date, flights=args.flights, seed=args.seed))
+    source = S3Location(SOURCE_BUCKET, f"paxlst/{args.date:%Y-%m-%d}")
+    upload_corpus(corpus, S3Location(SOURCE_BUCKET), stack.client("loader"))
+    generated = corpus.summary()
+    print(
+        f"2. generated {generated['objects']} PAXLST objects for {generated['flights']} flights "
+        f"({generated['travellers_in_objects']} travellers) into s3://{SOURCE_BUCKET}/paxlst/"
+    )
+    pipeline = stack.client("pipeline")
+    summary = ParseSummary()
+    with PaxlstParser() as parser:
+        for batch in batches(_s3_sources(pipeline, source)):
+            started = time.perf_counter()
+            summary.add(parser.parse(batch))
+            summary.seconds += time.perf_counter() - started
+    print(f"3. parsed {source} with the pipeline identity:")
+    print(json.dumps(summary.as_dict(), indent=2))
+    print("The store keeps running; stop it with: manifest-exchange stack down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""PAXLST parser: objects' bytes -> Arrow tables of objects, messages, persons and errors.
+
+Per object, Python only canonicalises the text (:mod:`.syntax`, whole-string operations); Arrow
+splits and numbers the segments of a whole batch (:mod:`.segments`); every field is then read by
+DuckDB SQL from ``sql/``, over all objects of the batch at once:
+
+``stg_paxlst_segments`` -> ``stg_paxlst_interchanges`` / ``stg_paxlst_messages`` /
+``stg_paxlst_legs`` -> ``paxlst_messages`` -> ``stg_paxlst_persons`` -> ``paxlst_persons``,
+and ``paxlst_errors``.
+
+A message that cannot be read (no UNT, not PAXLST) is reported in ``errors`` with its segment
+position; the other messages of the same object are still read. An object that is not EDIFACT
+at all (empty, binary) is reported as one error with no message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from manifest_exchange.paths import read_sql
+from manifest_exchange.paxlst.segments import segment_table
+from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
+from manifest_exchange.reference import airports_arrow, countries_arrow
+
+MACROS = (
+    "macro_edifact_element",
+    "macro_edifact_component",
+    "macro_edifact_timestamp",
+    "macro_edifact_date",
+)
+# In dependency order; each becomes a temporary table named after its file.
+RELATIONS = (
+    "stg_paxlst_segments",
+    "stg_paxlst_interchanges",
+    "stg_paxlst_messages",
+    "stg_paxlst_legs",
+    "paxlst_messages",
+    "stg_paxlst_persons",
+    "paxlst_persons",
+    "paxlst_errors",
+)
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+
+OBJECTS_SCHEMA = pa.schema(
+    [
+        ("object_id", pa.int32()),
+        ("object_key", pa.string()),
+        ("bytes", pa.int64()),
+        ("source_sha256", pa.string()),
+        ("encoding", pa.string()),
+        ("has_non_ascii", pa.bool_()),
+        ("error_code", pa.string()),
+    ]
+)
+ERRORS_SCHEMA = pa.schema(
+    [
+        ("object_id", pa.int32()),
+        ("object_key", pa.string()),
+        ("message_seq", pa.int64()),
+        ("segment_position", pa.int64()),
+        ("error_code", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object to parse: its key (for lineage and error messages) and its bytes."""
+
+    key: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """What a batch of objects parsed into. ``object_id`` links the tables."""
+
+    objects: pa.Table
+    messages: pa.Table
+    persons: pa.Table
+    errors: pa.Table
+
+
+class PaxlstParser:
+    """Parses batches of PAXLST objects with one DuckDB connection.
+
+    Args:
+        origin_country: alpha-3 country whose departure leg is the flight's departure
+            (progressive flights with LOC 92 legs only).
+        destination_country: alpha-3 country whose first arrival is the flight's arrival.
+        threads: DuckDB threads (default: DuckDB's choice, one per core).
+        chunk_chars: large objects are cut at message starts into pieces of about this size.
+    """
+
+    def __init__(
+        self,
+        origin_country: str = "TWN",
+        destination_country: str = "JPN",
+        *,
+        threads: int | None = None,
+        chunk_chars: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.parameters = {
+            "origin_country": origin_country,
+            "destination_country": destination_country,
+        }
+        self.chunk_chars = chunk_chars
+        self.connection = duckdb.connect()
+        if threads is not None:
+            self.connection.execute(f"set threads = {int(threads)}")
+        # Insertion order is what lets positions mean "n-th segment of the object".
+        self.connection.execute("set preserve_insertion_order = true")
+        for macro in MACROS:
+            self.connection.execute(read_sql(macro))
+        self._register("airports", airports_arrow())
+        self._register("countries", countries_arrow())
+
+    def _register(self, name: str, table: pa.Table) -> None:
+        self.connection.from_arrow(table).create(name)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> PaxlstParser:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def parse(self, objects: Sequence[SourceObject]) -> ParseResult:
+        """Parse one batch of objects."""
+        object_rows: dict[str, list[object]] = {name: [] for name in OBJECTS_SCHEMA.names}
+        chunk_rows: dict[str, list[object]] = {"object_id": [], "segment_offset": [], "text": []}
+        object_errors: list[dict[str, object]] = []
+        for object_id, source in enumerate(objects):
+            error_code, encoding, has_non_ascii = None, None, False
+            try:
+                canonical = canonicalise(source.data)
+            except UnreadableObjectError as failure:
+                error_code = failure.code
+                object_errors.append(
+                    {
+                        "object_id": object_id,
+                        "object_key": source.key,
+                        "message_seq": None,
+                        "segment_position": None,
+                        "error_code": failure.code,
+                        "reason": failure.reason,
+                    }
+                )
+            else:
+                encoding, has_non_ascii = canonical.encoding, canonical.has_non_ascii
+                for offset, piece in split_at_messages(canonical.text, self.chunk_chars):
+                    chunk_rows["object_id"].append(object_id)
+                    chunk_rows["segment_offset"].append(offset)
+                    chunk_rows["text"].append(piece)
+            for name, value in zip(
+                OBJECTS_SCHEMA.names,
+                (
+                    object_id,
+                    source.key,
+                    len(source.data),
+                    hashlib.sha256(source.data).hexdigest(),
+                    encoding,
+                    has_non_ascii,
+                    error_code,
+                ),
+                strict=True,
+            ):
+                object_rows[name].append(value)
+        keys = pa.array([o.key for o in objects], pa.string())
+        segments = segment_table(
+            pa.array(chunk_rows["object_id"], pa.int32()),
+            pa.array(chunk_rows["segment_offset"], pa.int64()),
+            pa.array(chunk_rows["text"], pa.large_string()),
+        )
+        self._run_relations(segments)
+        messages = _with_keys(self.connection.table("paxlst_messages").to_arrow_table(), keys)
+        persons = _with_keys(self.connection.table("paxlst_persons").to_arrow_table(), keys)
+        message_errors = _with_keys(self.connection.table("paxlst_errors").to_arrow_table(), keys)
+        errors = pa.concat_tables(
+            [
+                pa.Table.from_pylist(object_errors, ERRORS_SCHEMA),
+                message_errors.select(ERRORS_SCHEMA.names).cast(ERRORS_SCHEMA),
+            ]
+        )
+        return ParseResult(
+            objects=pa.table(object_rows, schema=OBJECTS_SCHEMA),
+            messages=messages,
+            persons=persons,
+            errors=errors,
+        )
+
+    def _run_relations(self, segments: pa.Table) -> None:
+        self.connection.register("raw_segments", segments)
+        try:
+            for relation in RELATIONS:
+                sql = read_sql(relation)
+                wanted = {name: self.parameters[name] for name in _PARAMETER.findall(sql)}
+                self.connection.execute(
+                    f"create or replace temp table {relation} as {sql}", wanted or None
+                )
+        finally:
+            self.connection.unregister("raw_segments")
+
+
+def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
+    """Add ``object_key`` beside ``object_id`` (ids index the batch's key list)."""
+    object_key = keys.take(table.column("object_id").cast(pa.int32()))
+    return table.add_column(1, "object_key", object_key)
+
+
+def batches(
+    sources: Iterable[SourceObject], max_bytes: int = 64 * 1024 * 1024
+) -> Iterator[list[SourceObject]]:
+    """Group objects into batches of about ``max_bytes`` so memory stays bounded."""
+    batch: list[SourceObject] = []
+    size = 0
+    for source in sources:
+        if batch and size + len(source.data) > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(source)
+        size += len(source.data)
+    if batch:
+        yield batch

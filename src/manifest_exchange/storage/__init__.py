@@ -1,0 +1,1 @@
+"""S3 access and the embedded SeaweedFS stack."""

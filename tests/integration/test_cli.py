@@ -1,0 +1,80 @@
+"""The console script against the real embedded store, through the standard AWS variables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from manifest_exchange.cli import main
+from manifest_exchange.storage.stack import SOURCE_BUCKET, EmbeddedStack
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+pytestmark = pytest.mark.integration
+
+
+def use_identity(monkeypatch: pytest.MonkeyPatch, stack: EmbeddedStack, identity: str) -> None:
+    s3 = stack.s3_settings(identity)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", str(s3.endpoint_url))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(s3.access_key_id))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(s3.secret_access_key))
+    monkeypatch.setenv("AWS_REGION", s3.region)
+
+
+def test_generate_to_s3_then_parse_from_s3(
+    embedded_stack: EmbeddedStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_identity(monkeypatch, embedded_stack, "loader")
+    prefix = f"s3://{SOURCE_BUCKET}/cli-test"
+    assert (
+        main(["generate", "--date", "2026-12-01", "--flights", "6", "--seed", "3", "--to", prefix])
+        == 0
+    )
+    generated = json.loads(capsys.readouterr().out)
+    use_identity(monkeypatch, embedded_stack, "pipeline")
+    assert main(["parse", "--summary", prefix]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["objects"] == generated["objects"]
+    expected = generated["travellers_in_objects"]
+    assert summary["persons"] <= expected
+    assert summary["persons"] + summary["errors_by_code"].get("message_truncated", 0) > 0
+    if not generated["truncated_objects"]:
+        assert summary["persons"] == expected
+
+
+def test_parse_files_prints_one_json_object_per_person_and_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.edi"
+    broken.write_bytes(b"\x00\x01garbage")
+    assert main(["parse", str(FIXTURES / "gtas" / "apisMessage.txt"), str(broken)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    people = [line for line in lines if "error" not in line]
+    errors = [line for line in lines if "error" in line]
+    assert [p["surname"] for p in people] == ["CLARK", "CLARK"]
+    assert people[0]["date_of_birth"] == "1972-09-07"
+    assert people[0]["role"] == "passenger"
+    assert {"bgm_code", "message_ref", "common_access_ref", "part_number", "flight_date"} <= set(
+        people[0]
+    )
+    assert errors == [
+        {
+            "object_id": 1,
+            "object_key": str(broken),
+            "message_seq": None,
+            "segment_position": None,
+            "error": "binary_content",
+            "reason": errors[0]["reason"],
+        }
+    ]
+
+
+def test_stack_status_reports_a_stopped_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MX_HOME", str(tmp_path))
+    assert main(["stack", "status"]) == 3
+    assert json.loads(capsys.readouterr().out)["running"] is False

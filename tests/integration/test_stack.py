@@ -1,0 +1,145 @@
+"""The embedded store, started for real: identities, permissions, conditional writes, checksums."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+
+import botocore.exceptions
+import pytest
+
+from manifest_exchange.config import S3Settings
+from manifest_exchange.storage.s3 import S3Client, make_client, put_bytes, sha256_b64
+from manifest_exchange.storage.stack import (
+    BUCKETS,
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def error_code(action: Callable[[], object]) -> str | None:
+    try:
+        action()
+    except botocore.exceptions.ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return None
+
+
+@pytest.fixture(scope="module")
+def seeded(embedded_stack: EmbeddedStack) -> EmbeddedStack:
+    loader = embedded_stack.client("loader")
+    put_bytes(loader, SOURCE_BUCKET, "paxlst/seed.edi", b"UNH+1'")
+    pipeline = embedded_stack.client("pipeline")
+    put_bytes(pipeline, STATE_BUCKET, "ledger/seed.json", b"{}")
+    put_bytes(pipeline, PARTNER_BUCKET, "v1/drops/seed/_SUCCESS", b"")
+    return embedded_stack
+
+
+def test_store_is_on_loopback_with_the_three_buckets(embedded_stack: EmbeddedStack) -> None:
+    status = embedded_stack.status()
+    assert status["running"] is True
+    assert str(status["endpoint_url"]).startswith("http://127.0.0.1:")
+    assert set(BUCKETS) <= set(status["buckets"])  # type: ignore[arg-type]
+
+
+def test_credentials_are_generated_private_and_distinct(embedded_stack: EmbeddedStack) -> None:
+    mode = embedded_stack.credentials_file.stat().st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    creds = json.loads(embedded_stack.credentials_file.read_text())
+    secrets = [c["secret_access_key"] for c in creds.values()]
+    assert len(set(secrets)) == len(secrets) == 4
+    env = (embedded_stack.root / "partner.env").read_text()
+    assert "AWS_ENDPOINT_URL_S3=http://127.0.0.1:" in env
+
+
+@pytest.mark.parametrize("bucket", [SOURCE_BUCKET, STATE_BUCKET])
+def test_partner_cannot_read_or_list_source_or_state(seeded: EmbeddedStack, bucket: str) -> None:
+    partner = seeded.client("partner")
+    key = "paxlst/seed.edi" if bucket == SOURCE_BUCKET else "ledger/seed.json"
+    assert error_code(lambda: partner.get_object(Bucket=bucket, Key=key)) == "AccessDenied"
+    assert error_code(lambda: partner.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_partner_cannot_write_or_delete_anywhere(seeded: EmbeddedStack, bucket: str) -> None:
+    partner = seeded.client("partner")
+    assert error_code(lambda: put_bytes(partner, bucket, "intrusion", b"x")) == "AccessDenied"
+    assert (
+        error_code(lambda: partner.delete_object(Bucket=bucket, Key="v1/drops/seed/_SUCCESS"))
+        == "AccessDenied"
+    )
+
+
+def test_partner_reads_and_lists_its_own_bucket(seeded: EmbeddedStack) -> None:
+    partner = seeded.client("partner")
+    listed = partner.list_objects_v2(Bucket=PARTNER_BUCKET)
+    assert [o["Key"] for o in listed["Contents"]] == ["v1/drops/seed/_SUCCESS"]
+    assert (
+        partner.get_object(Bucket=PARTNER_BUCKET, Key="v1/drops/seed/_SUCCESS")["Body"].read()
+        == b""
+    )
+
+
+def test_pipeline_reads_source_but_cannot_write_it(seeded: EmbeddedStack) -> None:
+    pipeline = seeded.client("pipeline")
+    assert (
+        pipeline.get_object(Bucket=SOURCE_BUCKET, Key="paxlst/seed.edi")["Body"].read() == b"UNH+1'"
+    )
+    assert error_code(lambda: put_bytes(pipeline, SOURCE_BUCKET, "x", b"x")) == "AccessDenied"
+
+
+def test_loader_writes_source_only(seeded: EmbeddedStack) -> None:
+    loader = seeded.client("loader")
+    assert (
+        error_code(lambda: loader.get_object(Bucket=SOURCE_BUCKET, Key="paxlst/seed.edi"))
+        == "AccessDenied"
+    )
+    assert error_code(lambda: put_bytes(loader, PARTNER_BUCKET, "x", b"x")) == "AccessDenied"
+
+
+def test_a_wrong_secret_is_rejected(embedded_stack: EmbeddedStack) -> None:
+    good = embedded_stack.s3_settings("partner")
+    forged: S3Client = make_client(
+        S3Settings(good.endpoint_url, good.region, good.access_key_id, "not-the-secret")
+    )
+    assert (
+        error_code(lambda: forged.list_objects_v2(Bucket=PARTNER_BUCKET)) == "SignatureDoesNotMatch"
+    )
+
+
+def test_conditional_create_refuses_to_overwrite(embedded_stack: EmbeddedStack) -> None:
+    pipeline = embedded_stack.client("pipeline")
+    put_bytes(pipeline, STATE_BUCKET, "claims/one", b"first", if_none_match=True)
+    code = error_code(
+        lambda: put_bytes(pipeline, STATE_BUCKET, "claims/one", b"second", if_none_match=True)
+    )
+    assert code == "PreconditionFailed"
+    assert pipeline.get_object(Bucket=STATE_BUCKET, Key="claims/one")["Body"].read() == b"first"
+
+
+def test_the_store_checks_sha256_on_upload(embedded_stack: EmbeddedStack) -> None:
+    pipeline = embedded_stack.client("pipeline")
+    wrong = "A" * 43 + "="
+    code = error_code(
+        lambda: pipeline.put_object(Bucket=STATE_BUCKET, Key="bad", Body=b"x", ChecksumSHA256=wrong)
+    )
+    assert code == "BadDigest"
+    put_bytes(pipeline, STATE_BUCKET, "good", b"payload")
+    head = pipeline.head_object(Bucket=STATE_BUCKET, Key="good", ChecksumMode="ENABLED")
+    assert head["ChecksumSHA256"] == sha256_b64(b"payload")
+
+
+def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from manifest_exchange.storage.stack import StackPorts
+
+    stack = EmbeddedStack(tmp_path_factory.mktemp("second"), StackPorts.free())
+    first = stack.up()
+    assert stack.up().pid == first.pid
+    assert stack.down() is True
+    assert stack.status() == {"running": False, "home": str(stack.root)}
+    assert stack.down() is False

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from manifest_exchange.config import Settings
+from manifest_exchange.storage.s3 import S3Location
+
+
+def test_standard_aws_variables_service_endpoint_wins() -> None:
+    settings = Settings.from_env(
+        {
+            "AWS_ENDPOINT_URL": "http://general:1",
+            "AWS_ENDPOINT_URL_S3": "http://s3-only:2",
+            "AWS_ACCESS_KEY_ID": "AK",
+            "AWS_SECRET_ACCESS_KEY": "very-secret",
+            "MX_HOME": "/tmp/mx-test-home",
+        }
+    )
+    assert settings.s3.endpoint_url == "http://s3-only:2"
+    assert settings.s3.region == "us-east-1"
+    assert settings.home == Path("/tmp/mx-test-home")
+    assert "very-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "bucket", "prefix"),
+    [("s3://b", "b", ""), ("s3://b/", "b", ""), ("s3://b/p/q/", "b", "p/q")],
+)
+def test_s3_location_parse(url: str, bucket: str, prefix: str) -> None:
+    location = S3Location.parse(url)
+    assert (location.bucket, location.prefix) == (bucket, prefix)
+    assert location.key("x") == (f"{prefix}/x" if prefix else "x")
+
+
+@pytest.mark.parametrize("url", ["b/p", "s3://", "http://b/p"])
+def test_s3_location_rejects_other_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="s3://"):
+        S3Location.parse(url)

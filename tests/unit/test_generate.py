@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
+
+DAY = dt.date(2026, 12, 1)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return generate_day(
+        GeneratorOptions(DAY, flights=40, seed=11, defect_rate=0.05, resend_rate=0.1)
+    )
+
+
+def test_same_seed_same_bytes(corpus: Corpus) -> None:
+    again = generate_day(corpus.options)
+    assert [(o.key, o.data) for o in again.objects] == [(o.key, o.data) for o in corpus.objects]
+    other = generate_day(GeneratorOptions(DAY, flights=40, seed=12))
+    assert [o.data for o in other.objects] != [o.data for o in corpus.objects]
+
+
+def test_traffic_is_mostly_to_japan_with_crew_transit_and_japanese(corpus: Corpus) -> None:
+    summary = corpus.summary()
+    parties = summary["travellers_by_party"]
+    assert isinstance(parties, dict)
+    assert set(parties) == {"FL", "FM", "DDU"}
+    countries = Counter(f.legs[-1].arr for f in corpus.flights)
+    japan = {
+        "NRT",
+        "HND",
+        "KIX",
+        "NGO",
+        "FUK",
+        "CTS",
+        "OKA",
+        "SDJ",
+        "HIJ",
+        "OKJ",
+        "KMJ",
+        "KOJ",
+        "TAK",
+        "ISG",
+    }
+    assert sum(n for a, n in countries.items() if a in japan) > len(corpus.flights) / 2
+    nationalities = Counter(t.nationality for f in corpus.flights for t in f.passengers)
+    assert 0.1 < nationalities["JPN"] / sum(nationalities.values()) < 0.4
+
+
+def test_keys_carry_no_personal_data(corpus: Corpus) -> None:
+    names = {t.surname for f in corpus.flights for t in f.passengers}
+    numbers = {t.doc_number for f in corpus.flights for t in f.passengers}
+    for obj in corpus.objects:
+        assert not any(n in obj.key for n in numbers)
+        assert not any(f"/{n}" in obj.key or f"_{n}" in obj.key for n in names)
+
+
+def test_variety_of_syntax_and_planted_defects(corpus: Corpus) -> None:
+    assert len({o.syntax for o in corpus.objects}) >= 4
+    assert any(o.is_resend for o in corpus.objects)
+    assert any(len(f.passengers) > corpus.options.part_size for f in corpus.flights)
+    defects = corpus.summary()["traveller_defects"]
+    assert isinstance(defects, dict)
+    assert {"impossible_dob", "expired_doc", "missing_doc"} <= set(defects)
+
+
+def test_parser_reads_back_what_was_generated(corpus: Corpus) -> None:
+    result = PaxlstParser().parse([SourceObject(o.key, o.data) for o in corpus.objects])
+    complete = sum(o.travellers for o in corpus.objects if not o.is_truncated)
+    assert result.persons.num_rows == complete
+    truncated = sum(o.is_truncated for o in corpus.objects)
+    assert Counter(result.errors.column("error_code").to_pylist())["message_truncated"] >= truncated
+    truth = {t.doc_number: (f, t) for f in corpus.flights for t in (*f.passengers, *f.crew)}
+    checked = 0
+    for row in result.persons.to_pylist():
+        flight, traveller = truth.get(row["doc_number"], (None, None))
+        if traveller is None or traveller.defects:
+            continue
+        checked += 1
+        assert row["surname"] == traveller.surname
+        assert row["given_names"] == traveller.given_names
+        assert row["date_of_birth"] == traveller.date_of_birth
+        assert row["doc_expiry_date"] == traveller.doc_expiry
+        assert row["doc_issuing_state"] == {"D": "DEU"}.get(
+            traveller.doc_issuer, traveller.doc_issuer
+        )
+        assert row["flight_number"] == f"{flight.number:04d}"
+        assert row["sched_departure_local"].date() == DAY
+    assert checked > 0.8 * complete
+
+
+def test_resends_repeat_the_payload_under_a_new_reference(corpus: Corpus) -> None:
+    result = PaxlstParser().parse([SourceObject(o.key, o.data) for o in corpus.objects])
+    messages = result.messages.to_pylist()
+    by_hash = Counter(m["payload_sha256"] for m in messages)
+    resent_messages = sum(len(o.bgm_codes) for o in corpus.objects if o.is_resend)
+    assert sum(n - 1 for n in by_hash.values()) >= resent_messages
+    refs_per_hash: dict[str, set[str]] = {}
+    for m in messages:
+        refs_per_hash.setdefault(m["payload_sha256"], set()).add(m["message_ref"])
+    assert all(len(refs) == by_hash[h] for h, refs in refs_per_hash.items())
