@@ -21,7 +21,7 @@ from typing import Any
 
 from manifest_exchange.config import Settings
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
-from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject, batches
+from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject, batches
 from manifest_exchange.paxlst.summary import ParseSummary
 from manifest_exchange.storage.s3 import (
     S3Client,
@@ -176,14 +176,10 @@ def write_corpus(corpus: Corpus, folder: Path) -> None:
 
 
 def _parse(args: argparse.Namespace, settings: Settings) -> int:
-    summary = ParseSummary()
     client = make_client(settings.s3) if any(i.startswith("s3://") for i in args.inputs) else None
+    summary = ParseSummary()
     with PaxlstParser(args.origin, args.destination) as parser:
-        for batch in batches(_sources(args.inputs, client)):
-            started = time.perf_counter()
-            result = parser.parse(batch)
-            summary.seconds += time.perf_counter() - started
-            summary.add(result)
+        for result in _parse_batches(parser, _sources(args.inputs, client), summary):
             if args.summary:
                 continue
             for row in result.persons.select(list(PERSON_FIELDS)).to_pylist():
@@ -194,6 +190,18 @@ def _parse(args: argparse.Namespace, settings: Settings) -> int:
     if args.summary:
         print(json.dumps(summary.as_dict(), indent=2))
     return 0
+
+
+def _parse_batches(
+    parser: PaxlstParser, sources: Iterator[SourceObject], summary: ParseSummary
+) -> Iterator[ParseResult]:
+    """Parse ``sources`` in bounded batches; time the parser and add counts to ``summary``."""
+    for batch in batches(sources):
+        started = time.perf_counter()
+        result = parser.parse(batch)
+        summary.seconds += time.perf_counter() - started
+        summary.add(result)
+        yield result
 
 
 def _sources(inputs: Sequence[str], client: S3Client | None) -> Iterator[SourceObject]:
@@ -245,10 +253,8 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = stack.client("pipeline")
     summary = ParseSummary()
     with PaxlstParser() as parser:
-        for batch in batches(_s3_sources(pipeline, source)):
-            started = time.perf_counter()
-            summary.add(parser.parse(batch))
-            summary.seconds += time.perf_counter() - started
+        for _ in _parse_batches(parser, _s3_sources(pipeline, source), summary):
+            pass
     print(f"3. parsed {source} with the pipeline identity:")
     print(json.dumps(summary.as_dict(), indent=2))
     print("The store keeps running; stop it with: manifest-exchange stack down")
