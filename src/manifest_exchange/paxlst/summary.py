@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from manifest_exchange.paxlst.parser import ParseResult
 
 
@@ -25,9 +27,9 @@ class ParseSummary:
         """Fold one batch's result into the summary."""
         self.objects += result.objects.num_rows
         self.bytes += sum(result.objects.column("bytes").to_pylist())
-        self.unreadable_objects += result.objects.column("error_code").drop_null().__len__()
+        self.unreadable_objects += _count_set(result.objects.column("error_code"))
         self.messages += result.messages.num_rows
-        self.unreadable_messages += result.messages.column("error_code").drop_null().__len__()
+        self.unreadable_messages += _count_set(result.messages.column("error_code"))
         self.persons += result.persons.num_rows
         self.persons_by_role.update(result.persons.column("role").to_pylist())
         self.errors_by_code.update(result.errors.column("error_code").to_pylist())
@@ -54,3 +56,8 @@ class ParseSummary:
             "seconds": round(self.seconds, 3),
             "persons_per_second": round(self.persons / self.seconds) if self.seconds else None,
         }
+
+
+def _count_set(column: pa.ChunkedArray) -> int:
+    """How many values in ``column`` are not null."""
+    return len(column) - int(column.null_count)

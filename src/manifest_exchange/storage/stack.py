@@ -176,9 +176,9 @@ class EmbeddedStack:
         ]
         _write_private(self.identities_file, json.dumps({"identities": identities}, indent=2))
 
-    def s3_settings(self, identity: str) -> S3Settings:
-        """Connection settings for ``identity`` against the running stack."""
-        state = self._require_running()
+    def s3_settings(self, identity: str, state: StackState | None = None) -> S3Settings:
+        """Connection settings for ``identity`` against the running stack (or ``state``)."""
+        state = state or self._require_running()
         cred = self.credentials()[identity]
         return S3Settings(
             endpoint_url=state.endpoint_url,
@@ -280,14 +280,8 @@ class EmbeddedStack:
         self, process: subprocess.Popen[bytes], state: StackState, timeout_s: float
     ) -> None:
         deadline = time.monotonic() + timeout_s
-        admin = make_client(
-            S3Settings(
-                endpoint_url=state.endpoint_url,
-                region=REGION,
-                access_key_id=self.credentials()["admin"]["access_key_id"],
-                secret_access_key=self.credentials()["admin"]["secret_access_key"],
-            )
-        )
+        # The server is not "running" for running_state() until it answers, so pass the state.
+        admin = make_client(self.s3_settings("admin", state))
         last_error: Exception | None = None
         pending = list(BUCKETS)
         while time.monotonic() < deadline:
