@@ -11,21 +11,22 @@ messages as (
     where error_code is null
 ),
 
+-- Every NAT, normalised and sorted (an ordered aggregate costs ten times more here); the
+-- nationality column keeps the first one as sent.
 nationalities as (
     select
-        object_id,
-        nad_position,
-        list(coalesce(countries.alpha3, raw.code) order by raw.idx) as nationalities
+        raw.object_id,
+        raw.nad_position,
+        list_sort(list(coalesce(countries.alpha3, raw.code))) as nationalities
     from (
         select
             object_id,
             nad_position,
-            unnest(nationalities_raw) as code,
-            unnest(range(len(nationalities_raw))) as idx
+            unnest(nationalities_raw) as code
         from persons
     ) as raw
-    left join countries on countries.code = raw.code
-    group by object_id, nad_position
+    left join countries on raw.code = countries.code
+    group by raw.object_id, raw.nad_position
 ),
 
 resolved as (
@@ -49,10 +50,13 @@ resolved as (
         coalesce(messages.flight_date, messages.prepared_date) as reference_date,
         edifact_date(persons.date_of_birth_raw, '20') as dob_2000s,
         edifact_date(persons.date_of_birth_raw, '19') as dob_1900s,
-        coalesce(nationalities.nationalities, []) as nationalities
+        coalesce(nationalities.nationalities, []) as nationalities,
+        coalesce(first_nationality.alpha3, persons.nationalities_raw[1]) as nationality
     from persons
     inner join messages using (object_id, message_seq)
     left join nationalities using (object_id, nad_position)
+    left join countries as first_nationality
+        on persons.nationalities_raw[1] = first_nationality.code
 ),
 
 final as (
@@ -89,7 +93,7 @@ final as (
             else resolved.dob_2000s
         end as date_of_birth,
         resolved.date_of_birth_raw,
-        resolved.nationalities[1] as nationality,
+        resolved.nationality,
         resolved.nationalities,
         coalesce(residence.alpha3, nullif(resolved.residence_raw, '')) as residence_country,
         nullif(resolved.embark_airport, '') as embark_airport,

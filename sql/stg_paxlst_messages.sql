@@ -1,11 +1,19 @@
 -- One row per message (UNH ... UNT): header, trailer, counts and the payload hash used to spot
--- resends (BGM..UNT without the envelope, so a new UNB/UNH reference does not hide a duplicate).
--- Input: stg_paxlst_segments.
+-- resends (BGM..UNT without the envelope, so a new UNB/UNH reference does not hide a duplicate;
+-- hashed in paxlst/segments.py). Inputs: stg_paxlst_segments, raw_persons, raw_payloads.
 with
 
 segments as (
     select * from stg_paxlst_segments
     where message_seq > 0
+),
+
+person_counts as (
+    select
+        message_seq,
+        count(*) as person_count
+    from raw_persons
+    group by message_seq
 ),
 
 per_message as (
@@ -21,12 +29,7 @@ per_message as (
         arg_min(segment, position) filter (where tag = 'BGM') as bgm_segment,
         arg_min(segment, position) filter (where tag = 'RFF' and qualifier = 'TN') as tn_segment,
         arg_min(segment, position) filter (where tag = 'CNT' and qualifier = '42') as cnt_pax_segment,
-        arg_min(segment, position) filter (where tag = 'CNT' and qualifier = '41') as cnt_crew_segment,
-        count(*) filter (where group_kind = 'person' and tag = 'NAD') as person_count,
-        sha256(
-            string_agg(segment, chr(30) order by position)
-                filter (where tag not in ('UNH', 'UNT', 'UNB', 'UNG', 'UNE', 'UNZ'))
-        ) as payload_sha256
+        arg_min(segment, position) filter (where tag = 'CNT' and qualifier = '41') as cnt_crew_segment
     from segments
     group by object_id, message_seq
 ),
@@ -61,9 +64,11 @@ final as (
             nullif(edifact_component(cnt_crew_segment, 2, 2), ''),
             edifact_element(cnt_crew_segment, 3)
         ) as integer) as cnt_crew,
-        person_count,
-        payload_sha256
+        coalesce(person_counts.person_count, 0) as person_count,
+        raw_payloads.payload_sha256
     from per_message
+    left join person_counts using (message_seq)
+    left join raw_payloads using (message_seq)
 )
 
 select * from final

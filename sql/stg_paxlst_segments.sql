@@ -1,6 +1,7 @@
--- One row per segment with the elements and components the later steps read, split once here.
--- Input: raw_segments, built in paxlst/segments.py (canonical text split at chr(30), with the
--- running message/leg/group counters, which Arrow computes faster than a sorted window).
+-- One row per segment outside person groups (envelope, message headers, trailers, strays) with
+-- the elements and components the later steps read, split once here. Input: raw_segments, built
+-- in paxlst/segments.py (canonical text split at chr(30), with the running message/leg/group
+-- counters, which Arrow computes faster than a sorted window). Persons are in raw_persons.
 with
 
 segments as (select * from raw_segments),

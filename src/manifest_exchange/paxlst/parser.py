@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from manifest_exchange.paths import read_sql
-from manifest_exchange.paxlst.segments import segment_table
+from manifest_exchange.paxlst.segments import SplitBatch, split_batch
 from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
 from manifest_exchange.reference import airports_arrow, countries_arrow
 
@@ -34,17 +34,19 @@ MACROS = (
     "macro_edifact_timestamp",
     "macro_edifact_date",
 )
-# In dependency order; each becomes a temporary table named after its file.
+# In dependency order, per batch; each becomes a temporary table named after its file.
 RELATIONS = (
     "stg_paxlst_segments",
+    "stg_paxlst_persons",
     "stg_paxlst_interchanges",
     "stg_paxlst_messages",
     "stg_paxlst_legs",
     "paxlst_messages",
-    "stg_paxlst_persons",
     "paxlst_persons",
     "paxlst_errors",
 )
+# Relations read by several later ones are computed once; the rest stay views (no copy).
+MATERIALISED = frozenset({"stg_paxlst_segments", "paxlst_messages"})
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 
 OBJECTS_SCHEMA = pa.schema(
@@ -125,6 +127,19 @@ class PaxlstParser:
     def _register(self, name: str, table: pa.Table) -> None:
         self.connection.from_arrow(table).create(name)
 
+    def _create(self, relation: str) -> None:
+        """Create ``sql/<relation>.sql`` as a table (if read again later) or a view."""
+        sql = read_sql(relation)
+        wanted = {name: self.parameters[name] for name in _PARAMETER.findall(sql)}
+        kind = "table" if relation in MATERIALISED else "view"
+        if kind == "view":
+            # Views cannot take parameters; none of the viewed relations needs one.
+            assert not wanted, f"{relation} takes parameters, so it must be materialised"
+        # The relation name is one of this module's constants; values go in as parameters.
+        self.connection.execute(
+            f"create or replace temp {kind} {relation} as {sql}", wanted or None
+        )
+
     def close(self) -> None:
         self.connection.close()
 
@@ -176,15 +191,14 @@ class PaxlstParser:
             ):
                 object_rows[name].append(value)
         keys = pa.array([o.key for o in objects], pa.string())
-        segments = segment_table(
+        split = split_batch(
             pa.array(chunk_rows["object_id"], pa.int32()),
             pa.array(chunk_rows["segment_offset"], pa.int64()),
             pa.array(chunk_rows["text"], pa.large_string()),
         )
-        self._run_relations(segments)
-        messages = _with_keys(self.connection.table("paxlst_messages").to_arrow_table(), keys)
-        persons = _with_keys(self.connection.table("paxlst_persons").to_arrow_table(), keys)
-        message_errors = _with_keys(self.connection.table("paxlst_errors").to_arrow_table(), keys)
+        messages, persons, message_errors = (
+            _with_keys(table, keys) for table in self._run_relations(split)
+        )
         errors = pa.concat_tables(
             [
                 pa.Table.from_pylist(object_errors, ERRORS_SCHEMA),
@@ -198,17 +212,27 @@ class PaxlstParser:
             errors=errors,
         )
 
-    def _run_relations(self, segments: pa.Table) -> None:
-        self.connection.register("raw_segments", segments)
+    def _run_relations(self, split: SplitBatch) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """Run the SQL over one split batch; return its messages, persons and errors."""
+        inputs = {
+            "raw_segments": split.segments,
+            "raw_persons": split.persons,
+            "raw_payloads": split.payloads,
+        }
+        for name, table in inputs.items():
+            self.connection.register(name, table)
         try:
             for relation in RELATIONS:
-                sql = read_sql(relation)
-                wanted = {name: self.parameters[name] for name in _PARAMETER.findall(sql)}
-                self.connection.execute(
-                    f"create or replace temp table {relation} as {sql}", wanted or None
-                )
+                self._create(relation)
+            # Views read the inputs when fetched, so fetch before unregistering them.
+            return (
+                self.connection.table("paxlst_messages").to_arrow_table(),
+                self.connection.table("paxlst_persons").to_arrow_table(),
+                self.connection.table("paxlst_errors").to_arrow_table(),
+            )
         finally:
-            self.connection.unregister("raw_segments")
+            for name in inputs:
+                self.connection.unregister(name)
 
 
 def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:

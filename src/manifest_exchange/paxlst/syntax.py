@@ -9,7 +9,9 @@ Senders choose their own separators (``UNA:*.? $``), escape with a release chara
 - ``COMPONENT`` (chr 31) between components,
 - ``TERMINATOR`` (chr 30) after each segment.
 
-All work here is whole-string ``str`` operations (C speed); nothing loops per segment.
+All work here is whole-object ``bytes`` operations (C speed); nothing loops per segment.
+Separators are swapped on the bytes before decoding: service characters are ASCII, and no
+byte of a multi-byte UTF-8 character is ASCII, so a byte translation cannot split a character.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ COMPONENT = "\x1f"
 TERMINATOR = "\x1e"
 
 # Placeholders for released characters while separators are being swapped.
-_RELEASED = ("\x01", "\x02", "\x03", "\x04")
+_RELEASED = b"\x01\x02\x03\x04"
 # Any control character other than TAB, LF, CR means the object is not an EDIFACT text.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
+_CANONICAL = (COMPONENT + ELEMENT + TERMINATOR).encode("ascii")
+_UTF8_BOM = b"\xef\xbb\xbf"
 _MESSAGE_START = re.compile(TERMINATOR + r"[ \t\r\n]*UNH" + ELEMENT)
 
 
@@ -49,6 +54,8 @@ class ServiceCharacters:
     @classmethod
     def from_una(cls, una: str) -> ServiceCharacters:
         """Read the six characters after ``UNA``."""
+        if not una.isascii():
+            raise UnreadableObjectError("bad_una", f"UNA service characters {una!r} are not ASCII")
         component, element, decimal, release, _reserved, terminator = tuple(una)
         chars = cls(component, element, decimal, None if release == " " else release, terminator)
         separators = [component, element, terminator]
@@ -84,54 +91,52 @@ def canonicalise(data: bytes) -> CanonicalText:
     Raises:
         UnreadableObjectError: empty object, binary content, or not an EDIFACT interchange.
     """
-    if not data.strip():
+    data = data.lstrip(b" \t\r\n")
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :].lstrip(b" \t\r\n")
+    if not data:
         raise UnreadableObjectError("empty_object", "the object is empty")
-    text, encoding = decode(data)
-    text = text.lstrip("\ufeff \t\r\n")
-    control = _CONTROL.search(text)
-    if control is not None:
+    controls = data.translate(None, _NOT_CONTROL)
+    if controls:
+        offset = data.index(controls[:1])
         raise UnreadableObjectError(
             "binary_content",
-            f"control character 0x{ord(control.group()):02x} at character {control.start()}: "
-            "not an EDIFACT text",
+            f"control character 0x{controls[0]:02x} at byte {offset}: not an EDIFACT text",
         )
-    if text.startswith("UNA"):
-        if len(text) < 9:
+    if data.startswith(b"UNA"):
+        if len(data) < 9:
             raise UnreadableObjectError("bad_una", "the UNA service string is cut short")
-        service = ServiceCharacters.from_una(text[3:9])
-        body, has_una = text[9:], True
-    elif text.startswith(("UNB", "UNH")):
-        service, body, has_una = ServiceCharacters(), text, False
+        service = ServiceCharacters.from_una(data[3:9].decode("latin-1"))
+        body, has_una = data[9:], True
+    elif data.startswith((b"UNB", b"UNH")):
+        service, body, has_una = ServiceCharacters(), data, False
     else:
         raise UnreadableObjectError(
             "not_edifact", "expected UNA, UNB or UNH at the start of the object"
         )
+    text, encoding = decode(_swap_separators(body, service))
     return CanonicalText(
-        text=_swap_separators(body, service),
+        text=text,
         encoding=encoding,
         service=service,
         has_una=has_una,
-        has_non_ascii=not text.isascii(),
+        has_non_ascii=not body.isascii(),
     )
 
 
-def _swap_separators(body: str, service: ServiceCharacters) -> str:
-    separators = (service.component, service.element, service.terminator)
-    release = service.release
-    released = release is not None and release in body
+def _swap_separators(body: bytes, service: ServiceCharacters) -> bytes:
+    separators = (service.component + service.element + service.terminator).encode("ascii")
+    release = service.release.encode("ascii") if service.release else b""
+    released = bool(release) and release in body
     if released:
-        assert release is not None
-        body = body.replace(release + release, _RELEASED[0])
+        body = body.replace(release + release, _RELEASED[:1])
         for placeholder, separator in zip(_RELEASED[1:], separators, strict=True):
-            body = body.replace(release + separator, placeholder)
+            body = body.replace(release + bytes([separator]), bytes([placeholder]))
         # A release before an ordinary character just stands for that character.
-        body = body.replace(release, "")
-    for separator, canonical in zip(separators, (COMPONENT, ELEMENT, TERMINATOR), strict=True):
-        body = body.replace(separator, canonical)
+        body = body.replace(release, b"")
+    body = body.translate(bytes.maketrans(separators, _CANONICAL))
     if released:
-        assert release is not None
-        for placeholder, literal in zip(_RELEASED, (release, *separators), strict=True):
-            body = body.replace(placeholder, literal)
+        body = body.translate(bytes.maketrans(_RELEASED, release + separators))
     return body
 
 
