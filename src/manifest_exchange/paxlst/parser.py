@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -151,65 +152,36 @@ class PaxlstParser:
 
     def parse(self, objects: Sequence[SourceObject]) -> ParseResult:
         """Parse one batch of objects."""
-        object_rows: dict[str, list[object]] = {name: [] for name in OBJECTS_SCHEMA.names}
-        chunk_rows: dict[str, list[object]] = {"object_id": [], "segment_offset": [], "text": []}
-        object_errors: list[dict[str, object]] = []
-        for object_id, source in enumerate(objects):
-            error_code, encoding, has_non_ascii = None, None, False
-            try:
-                canonical = canonicalise(source.data)
-            except UnreadableObjectError as failure:
-                error_code = failure.code
-                object_errors.append(
-                    {
-                        "object_id": object_id,
-                        "object_key": source.key,
-                        "message_seq": None,
-                        "segment_position": None,
-                        "error_code": failure.code,
-                        "reason": failure.reason,
-                    }
-                )
-            else:
-                encoding, has_non_ascii = canonical.encoding, canonical.has_non_ascii
-                for offset, piece in split_at_messages(canonical.text, self.chunk_chars):
-                    chunk_rows["object_id"].append(object_id)
-                    chunk_rows["segment_offset"].append(offset)
-                    chunk_rows["text"].append(piece)
-            for name, value in zip(
-                OBJECTS_SCHEMA.names,
-                (
-                    object_id,
-                    source.key,
-                    len(source.data),
-                    hashlib.sha256(source.data).hexdigest(),
-                    encoding,
-                    has_non_ascii,
-                    error_code,
-                ),
-                strict=True,
-            ):
-                object_rows[name].append(value)
-        keys = pa.array([o.key for o in objects], pa.string())
-        split = split_batch(
-            pa.array(chunk_rows["object_id"], pa.int32()),
-            pa.array(chunk_rows["segment_offset"], pa.int64()),
-            pa.array(chunk_rows["text"], pa.large_string()),
-        )
+        return self._query(prepare(objects, self.chunk_chars))
+
+    def parse_batches(self, batches: Iterable[Sequence[SourceObject]]) -> Iterator[ParseResult]:
+        """Parse batches in order, preparing the next batch while DuckDB runs the current one.
+
+        Preparation (canonical text, segment numbering) is Python and Arrow, mostly on one
+        core; DuckDB releases the GIL while it runs, so the two overlap on a two-core machine.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxlst-prepare") as pool:
+            pending: Future[PreparedBatch] | None = None
+            for batch in batches:
+                following = pool.submit(prepare, batch, self.chunk_chars)
+                if pending is not None:
+                    yield self._query(pending.result())
+                pending = following
+            if pending is not None:
+                yield self._query(pending.result())
+
+    def _query(self, prepared: PreparedBatch) -> ParseResult:
         messages, persons, message_errors = (
-            _with_keys(table, keys) for table in self._run_relations(split)
+            _with_keys(table, prepared.keys) for table in self._run_relations(prepared.split)
         )
         errors = pa.concat_tables(
             [
-                pa.Table.from_pylist(object_errors, ERRORS_SCHEMA),
+                prepared.object_errors,
                 message_errors.select(ERRORS_SCHEMA.names).cast(ERRORS_SCHEMA),
             ]
         )
         return ParseResult(
-            objects=pa.table(object_rows, schema=OBJECTS_SCHEMA),
-            messages=messages,
-            persons=persons,
-            errors=errors,
+            objects=prepared.objects, messages=messages, persons=persons, errors=errors
         )
 
     def _run_relations(self, split: SplitBatch) -> tuple[pa.Table, pa.Table, pa.Table]:
@@ -235,6 +207,70 @@ class PaxlstParser:
                 self.connection.unregister(name)
 
 
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch after the Python/Arrow steps, ready for the SQL."""
+
+    keys: pa.Array
+    objects: pa.Table
+    object_errors: pa.Table
+    split: SplitBatch
+
+
+def prepare(objects: Sequence[SourceObject], chunk_chars: int) -> PreparedBatch:
+    """Canonicalise every object and split the batch into segments, persons and payloads."""
+    object_rows: dict[str, list[object]] = {name: [] for name in OBJECTS_SCHEMA.names}
+    chunk_rows: dict[str, list[object]] = {"object_id": [], "segment_offset": [], "text": []}
+    object_errors: list[dict[str, object]] = []
+    for object_id, source in enumerate(objects):
+        error_code, encoding, has_non_ascii = None, None, False
+        try:
+            canonical = canonicalise(source.data)
+        except UnreadableObjectError as failure:
+            error_code = failure.code
+            object_errors.append(
+                {
+                    "object_id": object_id,
+                    "object_key": source.key,
+                    "message_seq": None,
+                    "segment_position": None,
+                    "error_code": failure.code,
+                    "reason": failure.reason,
+                }
+            )
+        else:
+            encoding, has_non_ascii = canonical.encoding, canonical.has_non_ascii
+            for offset, piece in split_at_messages(canonical.text, chunk_chars):
+                chunk_rows["object_id"].append(object_id)
+                chunk_rows["segment_offset"].append(offset)
+                chunk_rows["text"].append(piece)
+        for name, value in zip(
+            OBJECTS_SCHEMA.names,
+            (
+                object_id,
+                source.key,
+                len(source.data),
+                hashlib.sha256(source.data).hexdigest(),
+                encoding,
+                has_non_ascii,
+                error_code,
+            ),
+            strict=True,
+        ):
+            object_rows[name].append(value)
+    split = split_batch(
+        pa.array(chunk_rows["object_id"], pa.int32()),
+        pa.array(chunk_rows["segment_offset"], pa.int64()),
+        pa.array(chunk_rows["text"], pa.large_string()),
+    )
+    return PreparedBatch(
+        keys=pa.array([o.key for o in objects], pa.string()),
+        objects=pa.table(object_rows, schema=OBJECTS_SCHEMA),
+        object_errors=pa.Table.from_pylist(object_errors, ERRORS_SCHEMA),
+        split=split,
+    )
+
+
 def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
     """Add ``object_key`` beside ``object_id`` (ids index the batch's key list)."""
     object_key = keys.take(table.column("object_id").cast(pa.int32()))
@@ -242,7 +278,7 @@ def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
 
 
 def batches(
-    sources: Iterable[SourceObject], max_bytes: int = 64 * 1024 * 1024
+    sources: Iterable[SourceObject], max_bytes: int = 8 * 1024 * 1024
 ) -> Iterator[list[SourceObject]]:
     """Group objects into batches of about ``max_bytes`` so memory stays bounded."""
     batch: list[SourceObject] = []
