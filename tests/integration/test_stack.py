@@ -143,3 +143,22 @@ def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPat
     assert stack.down() is True
     assert stack.status() == {"running": False, "home": str(stack.root)}
     assert stack.down() is False
+
+
+def test_restart_right_after_down_reuses_the_ports(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from manifest_exchange.storage.stack import StackPorts
+
+    stack = EmbeddedStack(tmp_path_factory.mktemp("restart"), StackPorts.free())
+    stack.up()
+    # Traffic leaves server-side connections in TIME_WAIT once the server stops.
+    for _ in range(5):
+        stack.client("admin").list_buckets()
+    stack.down()
+    restarted = stack.up()
+    try:
+        assert set(BUCKETS) <= set(stack.status()["buckets"])  # type: ignore[arg-type]
+        assert restarted.ports == stack.read_state().ports  # type: ignore[union-attr]
+    finally:
+        stack.down()

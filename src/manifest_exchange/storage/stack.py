@@ -84,6 +84,9 @@ class StackPorts:
 
 def _is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server itself will (Go sets it), so connections left in TIME_WAIT by a store
+        # that was just stopped do not count as in use; a live listener still does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
@@ -371,12 +374,22 @@ def _is_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie (exited, not yet reaped) counts as stopped.
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
+            if stat.read().split(")")[-1].split()[0] != "Z":
+                return True
     except OSError:
         return False
+    # The main thread has exited. The process is gone only once its other threads are too:
+    # until then its sockets stay open, and a restart on the same ports would collide.
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: count the threads still exiting
+        try:
+            return len(os.listdir(f"/proc/{pid}/task")) > 1
+        except OSError:
+            return False
+    return reaped == 0
 
 
 def _is_weed_process(pid: int) -> bool:
