@@ -10,6 +10,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Great Expectations would otherwise try to send usage analytics.
+export GX_ANALYTICS_ENABLED := False
+# Prefect keeps its database (flow runs, logs, artifacts) in the project, never phones home,
+# and gives the temporary API server time to migrate a fresh database on a slow machine.
+export PREFECT_HOME ?= $(CURDIR)/.local/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 .PHONY: setup demo test lint format bench-parse stack-up stack-down clean
 

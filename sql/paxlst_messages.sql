@@ -85,6 +85,7 @@ final as (
         interchanges.unz_count,
         interchanges.unz_ref,
         interchanges.message_count as interchange_message_count,
+        interchanges.expected_unz_count,
         coalesce(flights.leg_count, 0) as leg_count,
         flights.carrier_code,
         flights.flight_number,

@@ -4,7 +4,7 @@ with
 segments as (
     select object_id, position, segment, tag
     from stg_paxlst_segments
-    where tag in ('UNB', 'UNZ', 'UNH')
+    where tag in ('UNB', 'UNZ', 'UNH', 'UNG')
 ),
 
 envelopes as (
@@ -12,7 +12,8 @@ envelopes as (
         object_id,
         arg_min(segment, position) filter (where tag = 'UNB') as unb_segment,
         arg_min(segment, position) filter (where tag = 'UNZ') as unz_segment,
-        count(*) filter (where tag = 'UNH') as message_count
+        count(*) filter (where tag = 'UNH') as message_count,
+        count(*) filter (where tag = 'UNG') as group_count
     from segments
     group by object_id
 ),
@@ -29,7 +30,11 @@ final as (
         nullif(edifact_element(unb_segment, 6), '') as interchange_ref,
         try_cast(edifact_element(unz_segment, 2) as integer) as unz_count,
         nullif(edifact_element(unz_segment, 3), '') as unz_ref,
-        message_count
+        message_count,
+        group_count,
+        -- UNZ counts functional groups when there are any, otherwise messages.
+        case when group_count > 0 then group_count else message_count end
+            as expected_unz_count
     from envelopes
 )
 

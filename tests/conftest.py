@@ -1,7 +1,9 @@
-"""Shared fixtures. Integration fixtures start real services; nothing here mocks S3."""
+"""Shared fixtures. Integration fixtures start real services; nothing here mocks S3 or Prefect."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +12,15 @@ import pytest
 from manifest_exchange.storage.stack import EmbeddedStack, StackPorts
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Prefect reads these when it first builds its settings, so they are set before any test
+# imports it: a private home (database, cached results) per session, no telemetry.
+_PREFECT_HOME = Path(tempfile.mkdtemp(prefix="mx-test-prefect-"))
+os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(_PREFECT_HOME / "storage")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "true"
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +32,15 @@ def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedde
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """A real Prefect API server (SQLite in a temp folder) for the whole session; its URL."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        url = PREFECT_API_URL.value()
+        assert url, "the Prefect test harness did not set an API URL"
+        yield str(url)

@@ -4,25 +4,33 @@ Commands:
     stack up|down|status|env   the embedded SeaweedFS store on loopback
     generate                   synthetic PAXLST traffic to a folder or an s3:// prefix
     parse                      PAXLST files or s3:// prefixes -> JSON lines (or a summary)
+    run                        the exchange flow (Prefect) over new manifests -> a partner drop
+    partner verify|fetch       the partner's side: check drops, download them
     demo                       the end-to-end demonstration on the embedded stack
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import importlib.util
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError
 from manifest_exchange.config import Settings
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.paths import FLOWS_DIR
 from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject, batches
 from manifest_exchange.paxlst.summary import ParseSummary
+from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
@@ -31,7 +39,13 @@ from manifest_exchange.storage.s3 import (
     make_client,
     put_many,
 )
-from manifest_exchange.storage.stack import SOURCE_BUCKET, EmbeddedStack, StackError
+from manifest_exchange.storage.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+    StackError,
+)
 
 log = logging.getLogger("manifest_exchange")
 
@@ -73,10 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _argument_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # GX and the HTTP client narrate every step at INFO; keep their warnings only.
+    for noisy in ("great_expectations", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     try:
         result: int = args.handler(args, settings)
-    except (StackError, ValueError, FileNotFoundError) as exc:
+    except (StackError, AgreementError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return result
@@ -107,6 +124,24 @@ def _argument_parser() -> argparse.ArgumentParser:
     parse.add_argument("--origin", default="TWN", help="origin country for progressive flights")
     parse.add_argument("--destination", default="JPN", help="destination country")
     parse.set_defaults(handler=_parse)
+
+    run = commands.add_parser("run", help="run the exchange flow once (Prefect)")
+    run.add_argument("--source", required=True, help="s3://bucket/prefix of new manifests")
+    run.add_argument("--state", required=True, help="s3://bucket/prefix of the pipeline state")
+    run.add_argument("--partner", help="s3://bucket/prefix of drops (default: the agreement's)")
+    run.add_argument("--agreement", default=DEFAULT_AGREEMENT, help="name or TOML path")
+    run.add_argument("--json", action="store_true", help="last stdout line: the run report")
+    run.set_defaults(handler=_run)
+
+    partner = commands.add_parser("partner", help="the partner's side of the drops")
+    partner_commands = partner.add_subparsers(required=True, dest="partner_command")
+    verify = partner_commands.add_parser("verify", help="check every complete drop")
+    verify.add_argument("location", help="s3://bucket/prefix the drops are under")
+    verify.set_defaults(handler=_partner_verify)
+    fetch = partner_commands.add_parser("fetch", help="download complete drops")
+    fetch.add_argument("location", help="s3://bucket/prefix the drops are under")
+    fetch.add_argument("--to", required=True, type=Path, help="local folder")
+    fetch.set_defaults(handler=_partner_fetch)
 
     demo = commands.add_parser("demo", help="end to end on the embedded stack")
     demo.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1))
@@ -234,31 +269,133 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+# -- run and partner ----------------------------------------------------------------------------
+
+
+def load_exchange_flow() -> Callable[..., dict[str, Any]]:
+    """The Prefect flow from ``flows/exchange.py``, loaded by path.
+
+    The package never imports Prefect or ``flows/``; only this command reaches for the flow.
+    """
+    path = FLOWS_DIR / "exchange.py"
+    spec = importlib.util.spec_from_file_location("manifest_exchange_flows.exchange", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"flow file not found: {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flow: Callable[..., dict[str, Any]] = module.exchange_manifests
+    return flow
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    report = load_exchange_flow()(
+        source=args.source, state=args.state, partner=args.partner, agreement=args.agreement
+    )
+    print(format_report(report))
+    if args.json:
+        print(json.dumps(report, default=str))
+    return 0
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few lines for a person; the JSON report has everything."""
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
+    return "\n".join(
+        [
+            f"run {report['run_id']} ({report['agreement']}): "
+            f"{report['objects']['claimed']} new objects, {report['messages']} messages, "
+            f"{report['travellers']} travellers",
+            f"  published {report['published']}, out of scope {report['out_of_scope']}, "
+            f"duplicates {report['duplicates']}, quarantined {report['quarantined_rows']} "
+            f"(+{report['quarantined_messages']} messages quarantined)",
+            f"  drop: {report['drop_id'] or 'none (nothing new)'}; report: {report['report_uri']}",
+            f"  timings: {timings}",
+        ]
+    )
+
+
+def _partner_verify(args: argparse.Namespace, settings: Settings) -> int:
+    result = verify_drops(make_client(settings.s3), S3Location.parse(args.location))
+    print(json.dumps(result.as_dict(), indent=2))
+    return 0 if result.is_ok else 1
+
+
+def _partner_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    fetched = fetch_drops(make_client(settings.s3), S3Location.parse(args.location), args.to)
+    print(json.dumps({"fetched": fetched, "to": str(args.to)}, indent=2))
+    return 0
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Stack up, a day of traffic into the source bucket, parsed back by the pipeline identity."""
+    """Stack up, a day of traffic into the source bucket, two exchange runs, partner checks."""
     stack = EmbeddedStack(settings.home)
     state = stack.up()
     print(f"1. embedded store up at {state.endpoint_url} (data in {stack.data_dir})")
     corpus = generate_day(GeneratorOptions(args.date, flights=args.flights, seed=args.seed))
-    source = S3Location(SOURCE_BUCKET, f"paxlst/{args.date:%Y-%m-%d}")
     upload_corpus(corpus, S3Location(SOURCE_BUCKET), stack.client("loader"))
     generated = corpus.summary()
     print(
         f"2. generated {generated['objects']} PAXLST objects for {generated['flights']} flights "
         f"({generated['travellers_in_objects']} travellers) into s3://{SOURCE_BUCKET}/paxlst/"
     )
-    pipeline = stack.client("pipeline")
-    summary = ParseSummary()
-    with PaxlstParser() as parser:
-        for _ in _parse_batches(parser, _s3_sources(pipeline, source), summary):
-            pass
-    print(f"3. parsed {source} with the pipeline identity:")
-    print(json.dumps(summary.as_dict(), indent=2))
+    partner = f"s3://{PARTNER_BUCKET}/tw-jp"
+    locations = {
+        "source": f"s3://{SOURCE_BUCKET}/paxlst/{args.date:%Y-%m-%d}",
+        "state": f"s3://{STATE_BUCKET}/tw-jp",
+        "partner": partner,
+    }
+    flow = load_exchange_flow()
+    with _environment(stack.environment("pipeline")):
+        first = flow(**locations)
+    print("3. exchange run (pipeline identity):")
+    print(format_report(first))
+    partner_client = stack.client("partner")
+    verified = verify_drops(partner_client, S3Location.parse(partner))
+    print(f"4. partner verify (partner identity): {json.dumps(verified.as_dict())}")
+    fetched_to = settings.home / "partner-inbox"
+    fetched = fetch_drops(partner_client, S3Location.parse(partner), fetched_to)
+    print(f"5. partner fetch: {len(fetched)} drop(s) into {fetched_to}; read them with DuckDB:")
+    glob = f"{fetched_to}/v1/drops/*/*/*/*.parquet"
+    print(f"   select * from read_parquet('{glob}', hive_partitioning = true)")  # noqa: S608
+    print(f"   {_example_query(fetched_to)}")
+    with _environment(stack.environment("pipeline")):
+        second = flow(**locations)
+    print("6. second run over the same prefix (must publish nothing):")
+    print(format_report(second))
+    if second["drop_id"] is not None or not verified.is_ok:
+        print("error: the second run published again or verification failed", file=sys.stderr)
+        return 1
     print("The store keeps running; stop it with: manifest-exchange stack down")
     return 0
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Run the flow as the pipeline identity: it reads its settings from the environment."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _example_query(folder: Path) -> str:
+    import duckdb
+
+    rows = duckdb.sql(
+        "select arr_airport, count(*) as travellers from read_parquet($glob, "
+        "hive_partitioning = true) group by all order by travellers desc limit 5",
+        params={"glob": f"{folder}/v1/drops/*/*/*/*.parquet"},
+    ).fetchall()
+    return "top arrival airports: " + ", ".join(f"{a} {n}" for a, n in rows)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Everything else receives values from a :class:`Settings` instance, so logic neve
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,16 +33,45 @@ class S3Settings:
 
 
 @dataclass(frozen=True)
+class HmacKey:
+    """The key shared with the partner for ``doc_match_hmac``, and its id."""
+
+    key_id: str
+    secret: bytes
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"HmacKey(key_id={self.key_id!r}, secret=***)"
+
+    @classmethod
+    def from_base64(cls, key_id: str, encoded: str) -> HmacKey:
+        try:
+            secret = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueError("MX_HMAC_KEY is not valid base64") from None
+        if len(secret) < 32:
+            raise ValueError("MX_HMAC_KEY must hold at least 32 bytes")
+        return cls(key_id=key_id, secret=secret)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Process-wide settings.
 
     Attributes:
         home: local folder for the embedded stack's data, generated credentials and logs.
         s3: connection settings for the S3-compatible store.
+        hmac_key: the document-matching key (``MX_HMAC_KEY_ID`` and base64 ``MX_HMAC_KEY``);
+            None when not configured (a run then refuses to start).
+        claim_timeout_s: after this long a claim on a source object left by a crashed run
+            may be taken over (``MX_CLAIM_TIMEOUT_S``).
+        lock_timeout_s: the same for the publish lock (``MX_LOCK_TIMEOUT_S``).
     """
 
     home: Path
     s3: S3Settings
+    hmac_key: HmacKey | None = None
+    claim_timeout_s: float = 600.0
+    lock_timeout_s: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -54,4 +85,11 @@ class Settings:
                 access_key_id=env.get("AWS_ACCESS_KEY_ID"),
                 secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
             ),
+            hmac_key=(
+                HmacKey.from_base64(env["MX_HMAC_KEY_ID"], env["MX_HMAC_KEY"])
+                if env.get("MX_HMAC_KEY_ID") and env.get("MX_HMAC_KEY")
+                else None
+            ),
+            claim_timeout_s=float(env.get("MX_CLAIM_TIMEOUT_S", "600")),
+            lock_timeout_s=float(env.get("MX_LOCK_TIMEOUT_S", "300")),
         )

@@ -9,6 +9,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent.parent
 SQL_DIR = PROJECT_ROOT / "sql"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+FLOWS_DIR = PROJECT_ROOT / "flows"
 REFERENCE_DIR = PACKAGE_DIR / "reference"
 DEFAULT_HOME = PROJECT_ROOT / ".local"
 

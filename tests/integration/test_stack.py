@@ -77,7 +77,8 @@ def test_partner_cannot_write_or_delete_anywhere(seeded: EmbeddedStack, bucket: 
 
 def test_partner_reads_and_lists_its_own_bucket(seeded: EmbeddedStack) -> None:
     partner = seeded.client("partner")
-    listed = partner.list_objects_v2(Bucket=PARTNER_BUCKET)
+    # Other tests share the store, so look only at what this module seeded.
+    listed = partner.list_objects_v2(Bucket=PARTNER_BUCKET, Prefix="v1/drops/seed/")
     assert [o["Key"] for o in listed["Contents"]] == ["v1/drops/seed/_SUCCESS"]
     assert (
         partner.get_object(Bucket=PARTNER_BUCKET, Key="v1/drops/seed/_SUCCESS")["Body"].read()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,19 @@ def test_s3_location_parse(url: str, bucket: str, prefix: str) -> None:
 def test_s3_location_rejects_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="s3://"):
         S3Location.parse(url)
+
+
+def test_hmac_key_comes_from_the_environment_and_is_never_printed() -> None:
+    encoded = base64.b64encode(b"k" * 32).decode()
+    settings = Settings.from_env({"MX_HMAC_KEY_ID": "jp-2026", "MX_HMAC_KEY": encoded})
+    assert settings.hmac_key is not None
+    assert settings.hmac_key.key_id == "jp-2026"
+    assert encoded not in repr(settings)
+    assert Settings.from_env({}).hmac_key is None
+
+
+def test_a_short_or_malformed_hmac_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings.from_env({"MX_HMAC_KEY_ID": "k", "MX_HMAC_KEY": "c2hvcnQ="})
+    with pytest.raises(ValueError, match="base64"):
+        Settings.from_env({"MX_HMAC_KEY_ID": "k", "MX_HMAC_KEY": "not base64!"})

@@ -83,8 +83,9 @@ class GeneratorOptions:
         flight_date: local departure date of the day's traffic.
         flights: number of flights (all destinations; most go to Japan).
         seed: the random seed; same options, same bytes.
-        defect_rate: share of travellers with a data defect; flights get a structural defect
-            at five times this rate.
+        defect_rate: share of travellers with a data defect.
+        flight_defect_rate: share of flights with a structural defect (default: five times
+            ``defect_rate``).
         resend_rate: share of objects re-sent unchanged under a new envelope reference.
         part_size: most travellers in one message before a flight is split into parts.
         prefix: key prefix of the objects.
@@ -94,6 +95,7 @@ class GeneratorOptions:
     flights: int = 150
     seed: int = 1
     defect_rate: float = 0.02
+    flight_defect_rate: float | None = None
     resend_rate: float = 0.03
     part_size: int = 120
     prefix: str = "paxlst"
@@ -242,7 +244,10 @@ class _Generator:
             self._traveller("FM", embark, debark, to_japan, crew_of=carrier)
             for _ in range(rng.randint(6, 14))
         ]
-        if rng.random() < self.options.defect_rate * 5:
+        flight_defect_rate = self.options.flight_defect_rate
+        if flight_defect_rate is None:
+            flight_defect_rate = self.options.defect_rate * 5
+        if rng.random() < flight_defect_rate:
             flight.defects.append(_weighted(rng, FLIGHT_DEFECTS))
         return flight
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.exceptions
 from botocore.config import Config
 
 from manifest_exchange.config import S3Settings
@@ -23,6 +25,9 @@ __all__ = [
     "ObjectInfo",
     "S3Client",
     "S3Location",
+    "create_if_absent",
+    "delete_keys",
+    "exists",
     "get_bytes",
     "get_many",
     "iter_objects",
@@ -62,6 +67,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    last_modified: dt.datetime
 
 
 def make_client(settings: S3Settings, *, max_pool_connections: int = 32) -> S3Client:
@@ -116,6 +122,43 @@ def put_bytes(
     )
 
 
+def create_if_absent(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    data: bytes,
+    *,
+    content_type: str = "application/octet-stream",
+) -> bool:
+    """Conditionally create ``key``; False if it already exists (the store answered 412)."""
+    try:
+        put_bytes(client, bucket, key, data, if_none_match=True, content_type=content_type)
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # 409 is what S3 answers when a concurrent conditional write to the same key wins.
+        if code in {"PreconditionFailed", "ConditionalRequestConflict"} or status in {409, 412}:
+            return False
+        raise
+    return True
+
+
+def exists(client: S3Client, bucket: str, key: str) -> bool:
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except botocore.exceptions.ClientError as error:
+        if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            return False
+        raise
+    return True
+
+
+def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
+    """Delete ``keys`` one request each (SeaweedFS and S3 both accept plain deletes)."""
+    for key in keys:
+        client.delete_object(Bucket=bucket, Key=key)
+
+
 def get_bytes(client: S3Client, bucket: str, key: str) -> bytes:
     body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
@@ -127,7 +170,12 @@ def iter_objects(client: S3Client, location: S3Location) -> Iterator[ObjectInfo]
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            yield ObjectInfo(key=item["Key"], size=item["Size"], etag=item["ETag"].strip('"'))
+            yield ObjectInfo(
+                key=item["Key"],
+                size=item["Size"],
+                etag=item["ETag"].strip('"'),
+                last_modified=item["LastModified"],
+            )
 
 
 def get_many(

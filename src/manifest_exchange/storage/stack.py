@@ -5,7 +5,9 @@ Layout under ``<home>/stack/`` (``home`` is git-ignored):
 - ``data/``: SeaweedFS volumes and metadata
 - ``credentials.json``: generated access keys per identity (mode 0600, never committed)
 - ``s3-identities.json``: the same keys with their bucket permissions, as SeaweedFS reads them
-- ``<identity>.env``: ``export AWS_...`` lines for a shell, one file per identity
+- ``hmac-key.json``: the generated document-matching key (``doc_match_hmac``), mode 0600
+- ``<identity>.env``: ``export AWS_...`` lines for a shell, one file per identity (the
+  pipeline's also carries ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``)
 - ``stack.json``: PID and ports of the running server; ``weed.log``: its output
 
 Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
@@ -15,7 +17,9 @@ deliver manifests, and ``admin`` is used only here, to create the buckets.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from manifest_exchange.config import S3Settings
+from manifest_exchange.config import HmacKey, S3Settings
 from manifest_exchange.storage.s3 import S3Client, make_client
 
 SOURCE_BUCKET = "airport-manifests"
@@ -140,6 +144,7 @@ class EmbeddedStack:
         self.root = home / "stack"
         self.data_dir = self.root / "data"
         self.credentials_file = self.root / "credentials.json"
+        self.hmac_key_file = self.root / "hmac-key.json"
         self.identities_file = self.root / "s3-identities.json"
         self.state_file = self.root / "stack.json"
         self.log_file = self.root / "weed.log"
@@ -162,6 +167,16 @@ class EmbeddedStack:
         }
         _write_private(self.credentials_file, json.dumps(creds, indent=2))
         return creds
+
+    def hmac_key(self) -> HmacKey:
+        """The local stand-in for the key the two agencies share, generated on first use."""
+        if self.hmac_key_file.is_file():
+            raw = json.loads(self.hmac_key_file.read_text())
+            return HmacKey.from_base64(raw["key_id"], raw["key"])
+        key_id = f"local-{dt.date.today():%Y%m%d}-{secrets.token_hex(3)}"
+        encoded = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        _write_private(self.hmac_key_file, json.dumps({"key_id": key_id, "key": encoded}))
+        return HmacKey.from_base64(key_id, encoded)
 
     def _write_identities(self, creds: dict[str, dict[str, str]]) -> None:
         identities = [
@@ -196,12 +211,22 @@ class EmbeddedStack:
     def env_lines(self, identity: str) -> list[str]:
         """``export`` lines that point the standard AWS variables at this stack."""
         s3 = self.s3_settings(identity)
-        return [
+        lines = [
             f"export AWS_ENDPOINT_URL_S3={s3.endpoint_url}",
             f"export AWS_ACCESS_KEY_ID={s3.access_key_id}",
             f"export AWS_SECRET_ACCESS_KEY={s3.secret_access_key}",
             f"export AWS_REGION={s3.region}",
         ]
+        if identity == "pipeline":
+            key = self.hmac_key()
+            encoded = base64.b64encode(key.secret).decode("ascii")
+            lines += [f"export MX_HMAC_KEY_ID={key.key_id}", f"export MX_HMAC_KEY={encoded}"]
+        return lines
+
+    def environment(self, identity: str) -> dict[str, str]:
+        """The same settings as a mapping, for :meth:`Settings.from_env` or a subprocess."""
+        pairs = (line.removeprefix("export ").split("=", 1) for line in self.env_lines(identity))
+        return dict(pairs)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

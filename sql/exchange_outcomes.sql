@@ -1,0 +1,130 @@
+-- The outcome of every parsed traveller: published, out_of_scope, duplicate or quarantined,
+-- with reasons, dq_flags (warnings of the traveller, its list and its message) and the
+-- manifest_revision it is published under. Of several revisions of one traveller in a run the
+-- newest wins; a record already published with the same content is a duplicate; a changed
+-- record is published again under a higher manifest_revision than the partner already has.
+-- Inputs: exchange_travellers, traveller_issues, list_issues, message_issues,
+-- published_records.
+with
+
+travellers as (select * from exchange_travellers),
+
+traveller_errors as (
+    select
+        cast(row_id as bigint) as person_id,
+        list_sort(list(distinct check_name)) as reasons
+    from traveller_issues
+    where severity = 'error'
+    group by row_id
+),
+
+traveller_warnings as (
+    select
+        cast(row_id as bigint) as person_id,
+        list(distinct check_name) as flags
+    from traveller_issues
+    where severity = 'warning'
+    group by row_id
+),
+
+list_warnings as (
+    select
+        row_id as list_key,
+        list(distinct check_name) as flags
+    from list_issues
+    where severity = 'warning'
+    group by row_id
+),
+
+message_warnings as (
+    select
+        row_id as message_id,
+        list(distinct check_name) as flags
+    from message_issues
+    where severity = 'warning'
+    group by row_id
+),
+
+-- The partner's current version of each record.
+published as (
+    select
+        record_id,
+        max(manifest_revision) as published_revision,
+        arg_max(content_sha256, manifest_revision) as published_content_sha256,
+        max(sent_revision) as published_sent_revision
+    from published_records
+    group by record_id
+),
+
+checked as (
+    select
+        travellers.*,
+        coalesce(travellers.stage_reasons, traveller_errors.reasons) as checked_reasons,
+        coalesce(
+            travellers.stage_outcome,
+            case when traveller_errors.reasons is not null then 'quarantined' end
+        ) as checked_outcome,
+        list_sort(list_distinct(flatten([
+            coalesce(traveller_warnings.flags, []),
+            coalesce(list_warnings.flags, []),
+            coalesce(message_warnings.flags, [])
+        ]))) as dq_flags
+    from travellers
+    left join traveller_errors on travellers.person_id = traveller_errors.person_id
+    left join traveller_warnings on travellers.person_id = traveller_warnings.person_id
+    left join list_warnings on travellers.list_key = list_warnings.list_key
+    left join message_warnings on travellers.message_id = message_warnings.message_id
+),
+
+ranked as (
+    select
+        checked.person_id,
+        checked.transaction_revision,
+        checked.content_sha256,
+        published.published_revision,
+        published.published_content_sha256,
+        published.published_sent_revision,
+        row_number() over (
+            partition by checked.record_id
+            order by
+                coalesce(checked.transaction_revision, 0) desc,
+                checked.receive_order desc,
+                checked.message_seq desc,
+                checked.person_id desc
+        ) as revision_rank
+    from checked
+    left join published on checked.record_id = published.record_id
+    where checked.checked_outcome is null
+),
+
+decided as (
+    select
+        person_id,
+        case
+            when revision_rank > 1 then ['superseded_in_run']
+            when content_sha256 = published_content_sha256 then ['already_published']
+            when transaction_revision < published_sent_revision then ['older_revision']
+        end as duplicate_reasons,
+        case
+            when published_revision is null then coalesce(transaction_revision, 1)
+            else greatest(coalesce(transaction_revision, 0), published_revision + 1)
+        end as manifest_revision
+    from ranked
+),
+
+final as (
+    select
+        checked.*,
+        case
+            when checked.checked_outcome is not null then checked.checked_outcome
+            when decided.duplicate_reasons is not null then 'duplicate'
+            else 'published'
+        end as outcome,
+        coalesce(checked.checked_reasons, decided.duplicate_reasons, []) as reasons,
+        decided.manifest_revision
+    from checked
+    left join decided on checked.person_id = decided.person_id
+)
+
+select * from final
+order by person_id

@@ -1,0 +1,130 @@
+-- One row per parsed traveller with the exchange v1 values, the record id, a hash of the
+-- published content, the first outcomes that need no validation (out of scope, message
+-- quarantined, exact resend) and the derived columns the traveller suite checks.
+-- Inputs: parsed_persons, exchange_messages, message_issues.
+-- Parameters: $traveller_types, $excluded_nationalities (lists of codes).
+with
+
+persons as (select * from parsed_persons),
+
+messages as (select * from exchange_messages),
+
+message_errors as (
+    select
+        row_id as message_id,
+        list_sort(list(distinct check_name)) as reasons
+    from message_issues
+    where severity = 'error'
+    group by row_id
+),
+
+typed as (
+    select
+        persons.*,
+        messages.message_id,
+        messages.list_key,
+        messages.flight_key,
+        messages.message_function,
+        messages.sched_departure_utc,
+        messages.receive_order,
+        messages.received_at,
+        messages.source_sha256,
+        messages.is_resend,
+        messages.is_in_scope_flight,
+        messages.dep_country is not null and messages.arr_country is not null
+            as is_flight_known,
+        message_errors.reasons as message_reasons,
+        case persons.role
+            when 'passenger' then 'PASSENGER'
+            when 'transit' then 'TRANSIT'
+            else 'CREW'
+        end as traveller_type,
+        -- TYPE|ISSUER|NUMBER, the input of doc_match_hmac; the number is already normalised.
+        case
+            when persons.doc_number is not null
+                then concat_ws(
+                    '|',
+                    coalesce(persons.doc_type, ''),
+                    coalesce(persons.doc_issuing_state, ''),
+                    persons.doc_number
+                )
+        end as doc_match_input
+    from persons
+    inner join messages
+        on persons.object_key = messages.object_key
+        and persons.message_seq = messages.message_seq
+    left join message_errors on messages.message_id = message_errors.message_id
+),
+
+keyed as (
+    select
+        typed.*,
+        -- The document identifies a traveller; without one, name, birth date and nationality.
+        coalesce(
+            'doc|' || doc_match_input,
+            concat_ws(
+                '|',
+                'name',
+                coalesce(surname, ''),
+                coalesce(given_names, ''),
+                coalesce(cast(date_of_birth as varchar), date_of_birth_raw, ''),
+                coalesce(nationality, '')
+            )
+        ) as traveller_key,
+        case
+            when is_flight_known and not is_in_scope_flight then ['flight_not_in_agreement']
+            when not list_contains($traveller_types, traveller_type) then ['traveller_type']
+            when list_has_any(nationalities, $excluded_nationalities)
+                then ['excluded_nationality']
+            when message_reasons is not null then message_reasons
+            when is_resend then ['resend']
+        end as stage_reasons
+    from typed
+),
+
+final as (
+    select
+        keyed.*,
+        substr(sha256(flight_key || '|' || traveller_key), 1, 32) as record_id,
+        -- What the partner would see change; lineage, timestamps and flags are left out.
+        -- A JSON list keeps nulls apart from empty strings, so the hash is unambiguous.
+        sha256(cast(to_json([
+            flight_key,
+            traveller_type,
+            surname,
+            given_names,
+            sex,
+            cast(date_of_birth as varchar),
+            nationality,
+            residence_country,
+            embark_airport,
+            debark_airport,
+            doc_type,
+            doc_number,
+            doc_issuing_state,
+            cast(doc_expiry_date as varchar),
+            cast(sched_departure_local as varchar),
+            cast(sched_arrival_local as varchar)
+        ]) as varchar)) as content_sha256,
+        case
+            when stage_reasons[1] in (
+                'flight_not_in_agreement', 'traveller_type', 'excluded_nationality'
+            ) then 'out_of_scope'
+            when stage_reasons[1] = 'resend' then 'duplicate'
+            when stage_reasons is not null then 'quarantined'
+        end as stage_outcome,
+        -- Checked by the traveller suite; derived so that no personal value reaches GX.
+        surname is not null as has_surname,
+        date_diff('day', date_of_birth, flight_date) / 365.25 as age_years,
+        regexp_replace(regexp_replace(doc_number, '[A-Z]', 'A', 'g'), '[0-9]', '9', 'g')
+            as doc_number_shape,
+        date_diff('day', flight_date, doc_expiry_date) as doc_valid_days_after_departure,
+        case
+            when stage_reasons is null and doc_match_input is not null
+                then dense_rank() over (order by doc_match_input)
+        end as doc_ordinal
+    from keyed
+)
+
+select * from final
+order by person_id

@@ -1,0 +1,196 @@
+"""Data-quality checks: the Great Expectations suites in ``expectations/`` over Arrow tables.
+
+Each suite is a GX 1.x suite JSON with two additions in ``meta``: the suite names its row id
+column, and each expectation names its ``check`` and ``severity`` (``error`` quarantines,
+``warning`` becomes a ``dq_flag``). GX validates pandas frames that hold only the row id and
+the columns the suite references, which the SQL derives without personal values, so results
+and Data Docs never contain a name, document number or date of birth.
+
+``COMPLETE`` results with ``unexpected_index_column_names`` map failures back to row ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from manifest_exchange.paths import EXPECTATIONS_DIR
+from manifest_exchange.reference import country_alpha3_by_code
+from manifest_exchange.transform import ISSUES_SCHEMA
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("error", "warning")
+SUITES = ("paxlst_messages", "paxlst_travellers", "paxlst_lists")
+
+
+class SuiteError(ValueError):
+    """A suite file is malformed (missing row id, check name or severity)."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    row_id: str
+    definition: dict[str, Any]
+
+    @property
+    def columns(self) -> list[str]:
+        """The row id and every column an expectation reads, in first-use order."""
+        names = [self.row_id]
+        for expectation in self.definition["expectations"]:
+            kwargs = expectation["kwargs"]
+            for key in ("column", "column_A", "column_B"):
+                if key in kwargs:
+                    names.append(kwargs[key])
+            names.extend(kwargs.get("column_list", []))
+        return list(dict.fromkeys(names))
+
+
+def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> Suite:
+    """Read ``expectations/<name>.json`` and check the project's additions."""
+    path = directory / f"{name}.json"
+    definition = json.loads(path.read_text(encoding="utf-8"))
+    row_id = definition.get("meta", {}).get("row_id")
+    if not row_id:
+        raise SuiteError(f"{path}: meta.row_id is missing")
+    for expectation in definition["expectations"]:
+        meta = expectation.get("meta", {})
+        if not meta.get("check") or meta.get("severity") not in SEVERITIES:
+            raise SuiteError(
+                f"{path}: {expectation['type']} needs meta.check and meta.severity in {SEVERITIES}"
+            )
+    return Suite(name=name, row_id=row_id, definition=definition)
+
+
+@dataclass
+class SuiteResult:
+    """What one suite found: issues per row and a summary per check (no row values)."""
+
+    suite: str
+    rows: int
+    issues: pa.Table
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [c["check"] for c in self.checks if not c["success"]]
+
+
+class Validator:
+    """Runs suites with one GX file context in ``workdir`` so Data Docs can be built.
+
+    Args:
+        workdir: folder for the GX project (Data Docs land in ``data_docs_dir``).
+    """
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        import great_expectations as gx  # slow to import: only when validation runs
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
+        self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        # Nothing about a border agency's checks is sent anywhere (the Makefile also sets
+        # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
+        self.context.variables.analytics_enabled = False
+        self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
+        self._checkpoints: dict[str, Any] = {}
+        self.parameters = {"country_codes": sorted(set(country_alpha3_by_code().values()))}
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.workdir / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+    def validate(self, suite: Suite, table: pa.Table) -> SuiteResult:
+        """Validate ``table`` against ``suite``; Data Docs are updated for the run."""
+        if table.num_rows == 0:
+            return SuiteResult(suite.name, 0, ISSUES_SCHEMA.empty_table())
+        frame = table.select(suite.columns).to_pandas()
+        checkpoint = self._checkpoints.get(suite.name) or self._add_checkpoint(suite)
+        result = checkpoint.run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
+        )
+        (validation,) = result.run_results.values()
+        return _collect(suite, table.num_rows, validation.results)
+
+    def _add_checkpoint(self, suite: Suite) -> Any:
+        """Register the suite, a dataframe asset and a checkpoint that updates Data Docs."""
+        gx = self._gx
+        asset = self.datasource.add_dataframe_asset(f"{suite.name}_rows")
+        batch = asset.add_batch_definition_whole_dataframe("run")
+        expectation_suite = self.context.suites.add(
+            gx.ExpectationSuite(
+                name=suite.name,
+                expectations=suite.definition["expectations"],
+                meta=suite.definition.get("meta", {}),
+            )
+        )
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite.name, data=batch, suite=expectation_suite)
+        )
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=suite.name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": [suite.row_id],
+                    "partial_unexpected_count": 0,
+                    "return_unexpected_index_query": False,
+                },
+            )
+        )
+        self._checkpoints[suite.name] = checkpoint
+        return checkpoint
+
+
+def _collect(suite: Suite, rows: int, results: list[Any]) -> SuiteResult:
+    row_ids: list[str] = []
+    checks: list[str] = []
+    severities: list[str] = []
+    summary = []
+    for outcome in results:
+        meta = outcome.expectation_config.meta
+        detail = outcome.result or {}
+        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+            # A check that could not run must not pass silently.
+            raise RuntimeError(
+                f"{suite.name}/{meta['check']} raised: "
+                f"{outcome.exception_info.get('exception_message')}"
+            )
+        failed_ids = [str(item[suite.row_id]) for item in detail.get("unexpected_index_list") or []]
+        row_ids.extend(failed_ids)
+        checks.extend([meta["check"]] * len(failed_ids))
+        severities.extend([meta["severity"]] * len(failed_ids))
+        summary.append(
+            {
+                "check": meta["check"],
+                "severity": meta["severity"],
+                "expectation": outcome.expectation_config.type,
+                "success": bool(outcome.success),
+                "unexpected_count": int(detail.get("unexpected_count") or 0),
+                "element_count": int(detail.get("element_count") or rows),
+            }
+        )
+        if not outcome.success and not failed_ids and detail.get("unexpected_count"):
+            raise RuntimeError(f"{suite.name}/{meta['check']} failed without row ids")
+    issues = pa.table(
+        {"row_id": row_ids, "check_name": checks, "severity": severities}, schema=ISSUES_SCHEMA
+    )
+    log.info(
+        "suite %s: %d rows, %d failing checks (%s)",
+        suite.name,
+        rows,
+        sum(not c["success"] for c in summary),
+        ", ".join(c["check"] for c in summary if not c["success"]) or "none",
+    )
+    return SuiteResult(suite.name, rows, issues, summary)

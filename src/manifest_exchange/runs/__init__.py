@@ -1,0 +1,319 @@
+"""One exchange run: its identity and locations, and what it writes about itself.
+
+The stages (ingest, quality, transform, publish) know nothing of each other; this module holds
+what a run needs around them: where things go, the per-object outcomes for the ledger, the
+quarantine, the validation results and Data Docs, and the run report with its accounting.
+Nothing here logs personal data; quarantine files with personal data go to the state bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import mimetypes
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from manifest_exchange.agreements import Agreement
+from manifest_exchange.config import HmacKey, Settings
+from manifest_exchange.ingest import ObjectToRead, ParsedManifests
+from manifest_exchange.publish import DropPublisher
+from manifest_exchange.quality import SuiteResult
+from manifest_exchange.storage.ledger import (
+    Claim,
+    Discovery,
+    Ledger,
+    PublishLock,
+    SourceRef,
+)
+from manifest_exchange.storage.s3 import S3Client, S3Location, make_client, put_bytes, put_many
+from manifest_exchange.transform import OUTCOMES
+
+
+class AccountingError(RuntimeError):
+    """Outcomes do not add up to the travellers received: something was lost or counted twice."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Who the run is and where it reads and writes."""
+
+    run_id: str
+    started_at: dt.datetime
+    agreement: Agreement
+    source: S3Location
+    state: S3Location
+    partner: S3Location
+    hmac_key: HmacKey
+    client: S3Client
+    claim_timeout_s: float
+    lock_timeout_s: float
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        agreement: Agreement,
+        *,
+        source: str,
+        state: str,
+        partner: str | None = None,
+        run_id: str | None = None,
+    ) -> RunContext:
+        if settings.hmac_key is None:
+            raise ValueError(
+                "no document-matching key: set MX_HMAC_KEY_ID and MX_HMAC_KEY "
+                "(the embedded stack writes them to .local/stack/pipeline.env)"
+            )
+        return cls(
+            run_id=run_id or str(uuid.uuid4()),
+            started_at=dt.datetime.now(dt.UTC),
+            agreement=agreement,
+            source=S3Location.parse(source),
+            state=S3Location.parse(state),
+            partner=S3Location.parse(partner or agreement.partner_location),
+            hmac_key=settings.hmac_key,
+            client=make_client(settings.s3),
+            claim_timeout_s=settings.claim_timeout_s,
+            lock_timeout_s=settings.lock_timeout_s,
+        )
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.client, self.state, self.claim_timeout_s)
+
+    @property
+    def publish_lock(self) -> PublishLock:
+        return PublishLock(self.client, self.state, self.lock_timeout_s)
+
+    @property
+    def publisher(self) -> DropPublisher:
+        return DropPublisher(self.client, self.state, self.partner)
+
+    def run_folder(self) -> S3Location:
+        return S3Location(self.state.bucket, self.state.key("runs", self.run_id))
+
+
+def objects_to_read(claims: list[Claim]) -> list[ObjectToRead]:
+    """The claimed objects in receive order (claim time, then key)."""
+    ordered = sorted(claims, key=lambda c: (c.claimed_at, c.source.key))
+    return [ObjectToRead(c.source.bucket, c.source.key, c.claimed_at) for c in ordered]
+
+
+def object_outcomes(
+    claims: list[Claim], parsed: ParsedManifests, outcomes: pa.Table, messages: pa.Table
+) -> list[dict[str, Any]]:
+    """Per claimed object: what the ledger records (sha256, traveller counts per outcome)."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    grouped = outcomes.group_by(["object_key", "outcome"]).aggregate([("person_id", "count")])
+    for row in grouped.to_pylist():
+        counts[row["object_key"]][row["outcome"]] += row["person_id_count"]
+    unreadable = messages.filter(pc.is_valid(messages["parse_error"]))
+    for row in unreadable.select(["object_key", "person_count"]).to_pylist():
+        counts[row["object_key"]]["quarantined"] += row["person_count"]
+    objects = {row["object_key"]: row for row in parsed.objects.to_pylist()}
+    result = []
+    for claim in claims:
+        obj = objects.get(claim.source.key, {})
+        result.append(
+            {
+                "claim_key": claim.claim_key,
+                "source_key": claim.source.key,
+                "source_bucket": claim.source.bucket,
+                "etag": claim.source.etag,
+                "size": claim.source.size,
+                "claimed_at": claim.claimed_at.isoformat(),
+                "run_id": claim.run_id,
+                "sha256": obj.get("source_sha256"),
+                "object_error": obj.get("error_code"),
+                "travellers": counts[claim.source.key],
+            }
+        )
+    return result
+
+
+def finish_ledger(ledger: Ledger, outcomes: list[dict[str, Any]], drop_id: str | None) -> None:
+    """Write each object's done marker (idempotent: an existing marker is left as it is)."""
+    finished: list[tuple[Claim, dict[str, object]]] = []
+    for entry in outcomes:
+        claim = Claim(
+            source=SourceRef(
+                entry["source_bucket"], entry["source_key"], entry["etag"], entry["size"]
+            ),
+            claim_key=entry["claim_key"],
+            run_id=entry["run_id"],
+            claimed_at=dt.datetime.fromisoformat(entry["claimed_at"]),
+            is_takeover=False,
+        )
+        outcome: dict[str, object] = {
+            "sha256": entry["sha256"],
+            "object_error": entry["object_error"],
+            "travellers": entry["travellers"],
+            "drop_id": drop_id,
+        }
+        finished.append((claim, outcome))
+    ledger.finish_many(finished)
+
+
+@dataclass
+class QualitySummary:
+    """Per suite: rows checked and unexpected counts per failed check (no row values)."""
+
+    suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, result: SuiteResult) -> None:
+        self.suites[result.suite] = {
+            "rows": result.rows,
+            "failed": {
+                c["check"]: {"severity": c["severity"], "rows": c["unexpected_count"]}
+                for c in result.checks
+                if not c["success"]
+            },
+            "checks": len(result.checks),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.suites)
+
+
+def write_quarantine(
+    context: RunContext,
+    parsed: ParsedManifests,
+    outcomes: pa.Table,
+    messages: pa.Table,
+    message_issues: pa.Table,
+) -> dict[str, int]:
+    """Quarantined travellers, messages and objects, with reasons, to the state bucket.
+
+    A message is quarantined as a whole when it could not be read or failed an error check
+    of the message suite; its rows in ``messages.parquet`` list those checks.
+    """
+    folder = S3Location(context.state.bucket, context.state.key("quarantine", context.run_id))
+    travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
+    errors = message_issues.filter(pc.equal(message_issues["severity"], "error"))
+    failed_checks: dict[str, list[str]] = defaultdict(list)
+    for row in errors.to_pylist():
+        failed_checks[row["row_id"]].append(row["check_name"])
+    checks = pa.array(
+        [failed_checks.get(m) for m in messages["message_id"].to_pylist()], pa.list_(pa.string())
+    )
+    with_checks = messages.append_column("failed_checks", checks)
+    bad_messages = with_checks.filter(
+        pc.or_(pc.is_valid(with_checks["parse_error"]), pc.is_valid(with_checks["failed_checks"]))
+    )
+    items = []
+    for name, table in (
+        ("travellers", travellers),
+        ("messages", bad_messages),
+        ("errors", parsed.errors),
+    ):
+        if table.num_rows:
+            items.append((folder.key(f"{name}.parquet"), _parquet(table)))
+    put_many(context.client, folder.bucket, items)
+    return {
+        "travellers": travellers.num_rows,
+        "messages": bad_messages.num_rows,
+        "errors": parsed.errors.num_rows,
+    }
+
+
+def upload_folder(context: RunContext, local: Path, name: str) -> int:
+    """Upload a local folder (e.g. Data Docs) under the run's folder; return file count."""
+    if not local.is_dir():
+        return 0
+    folder = context.run_folder()
+    items = [
+        (folder.key(name, str(path.relative_to(local))), path.read_bytes())
+        for path in sorted(local.rglob("*"))
+        if path.is_file()
+    ]
+    for key, data in items:
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        put_bytes(context.client, folder.bucket, key, data, content_type=content_type)
+    return len(items)
+
+
+def build_report(
+    context: RunContext,
+    *,
+    discovery: Discovery | None,
+    claims: list[Claim],
+    parsed: ParsedManifests,
+    messages: pa.Table,
+    accounting: pa.Table,
+    quarantine: dict[str, int],
+    quality: QualitySummary,
+    drop_id: str | None,
+    drop_rows: int,
+    recovered_drops: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The run report; raises :class:`AccountingError` if the outcomes do not add up."""
+    totals = dict.fromkeys(OUTCOMES, 0)
+    per_flight: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    for row in accounting.to_pylist():
+        totals[row["outcome"]] += int(row["travellers"])
+        per_flight[row["flight_key"] or "(unreadable)"][row["outcome"]] += int(row["travellers"])
+    travellers = parsed.traveller_count
+    report = {
+        "run_id": context.run_id,
+        "agreement": context.agreement.name,
+        "source": str(context.source),
+        "partner": str(context.partner),
+        "started_at": context.started_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        "drop_id": drop_id,
+        "drop_rows": drop_rows,
+        "recovered_drops": recovered_drops,
+        "objects": {
+            "listed": discovery.listed if discovery else 0,
+            "already_processed": discovery.done if discovery else 0,
+            "claimed_by_other_runs": discovery.claimed_by_others if discovery else 0,
+            "claimed": len(claims),
+            "taken_over": sum(c.is_takeover for c in claims),
+            "unreadable": int(pc.sum(pc.is_valid(parsed.objects["error_code"])).as_py() or 0),
+        },
+        "messages": messages.num_rows,
+        "travellers": travellers,
+        "published": totals["published"],
+        "out_of_scope": totals["out_of_scope"],
+        "duplicates": totals["duplicate"],
+        "quarantined_rows": totals["quarantined"],
+        "quarantined_messages": quarantine["messages"],
+        "validation": quality.as_dict(),
+        "per_flight": dict(sorted(per_flight.items())),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    accounted = sum(totals.values())
+    if accounted != travellers or drop_rows != totals["published"]:
+        raise AccountingError(
+            f"run {context.run_id}: {travellers} travellers received but {accounted} accounted "
+            f"for ({totals}); drop rows {drop_rows} vs published {totals['published']}"
+        )
+    return report
+
+
+def write_report(context: RunContext, report: dict[str, Any]) -> str:
+    key = context.run_folder().key("report.json")
+    put_bytes(
+        context.client,
+        context.state.bucket,
+        key,
+        json.dumps(report, indent=1, default=str).encode(),
+        content_type="application/json",
+    )
+    return f"s3://{context.state.bucket}/{key}"
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()

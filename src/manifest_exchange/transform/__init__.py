@@ -1,0 +1,173 @@
+"""Exchange v1 in DuckDB: scope, resends, revisions, record ids and outcomes (SQL in ``sql/``).
+
+Each step runs one SQL file over Arrow tables in a fresh in-process DuckDB connection and
+returns an Arrow table, so the steps hand each other data, not connections, and the flow can
+put validation between them:
+
+``exchange_messages`` -> (message suite) -> ``exchange_travellers`` -> ``exchange_lists`` ->
+(traveller and list suites) -> ``exchange_outcomes`` -> ``exchange_records`` and
+``exchange_accounting``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+
+import duckdb
+import pyarrow as pa
+
+from manifest_exchange.agreements import Agreement
+from manifest_exchange.config import HmacKey
+from manifest_exchange.paths import read_sql
+from manifest_exchange.reference import airports_arrow
+
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+
+ISSUES_SCHEMA = pa.schema(
+    [("row_id", pa.string()), ("check_name", pa.string()), ("severity", pa.string())]
+)
+RECORD_INDEX_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("content_sha256", pa.string()),
+        ("manifest_revision", pa.int32()),
+        ("sent_revision", pa.int32()),
+        ("flight_key", pa.string()),
+        ("drop_id", pa.string()),
+    ]
+)
+OUTCOMES = ("published", "out_of_scope", "duplicate", "quarantined")
+
+
+def run_sql(
+    name: str, tables: Mapping[str, pa.Table], parameters: Mapping[str, object] | None = None
+) -> pa.Table:
+    """Run ``sql/<name>.sql`` over ``tables`` (registered under their keys) into Arrow.
+
+    Only the parameters the statement names are bound, so callers can pass a shared set.
+    """
+    sql = read_sql(name)
+    given = parameters or {}
+    wanted = {key: given[key] for key in _PARAMETER.findall(sql)}
+    with duckdb.connect() as connection:
+        for table_name, table in tables.items():
+            connection.register(table_name, table)
+        return connection.execute(sql, wanted or None).to_arrow_table()
+
+
+def empty_issues() -> pa.Table:
+    return ISSUES_SCHEMA.empty_table()
+
+
+def exchange_messages(messages: pa.Table, objects: pa.Table, agreement: Agreement) -> pa.Table:
+    """Messages with flight keys, scope, resends and the columns the message suite checks."""
+    return run_sql(
+        "exchange_messages",
+        {"parsed_messages": messages, "parsed_objects": objects, "airports": airports_arrow()},
+        {
+            "origin_country": agreement.origin_country,
+            "destination_country": agreement.destination_country,
+        },
+    )
+
+
+def exchange_travellers(
+    persons: pa.Table, messages: pa.Table, message_issues: pa.Table, agreement: Agreement
+) -> pa.Table:
+    """Travellers with v1 values, record ids, first outcomes and the suite's columns."""
+    return run_sql(
+        "exchange_travellers",
+        {
+            "parsed_persons": persons,
+            "exchange_messages": messages,
+            "message_issues": message_issues,
+        },
+        {
+            "traveller_types": list(agreement.traveller_types),
+            "excluded_nationalities": list(agreement.excluded_nationalities),
+        },
+    )
+
+
+def exchange_lists(messages: pa.Table, travellers: pa.Table) -> pa.Table:
+    """Passenger lists still holding candidates, with part and CNT checks' columns."""
+    return run_sql(
+        "exchange_lists", {"exchange_messages": messages, "exchange_travellers": travellers}
+    )
+
+
+def exchange_outcomes(
+    travellers: pa.Table,
+    issues: Mapping[str, pa.Table],
+    published_records: pa.Table,
+) -> pa.Table:
+    """Every traveller's outcome, reasons, dq_flags and manifest_revision.
+
+    Args:
+        travellers: from :func:`exchange_travellers`.
+        issues: ``message_issues``, ``traveller_issues`` and ``list_issues`` tables.
+        published_records: the record index (what the partner already has).
+    """
+    tables = {"exchange_travellers": travellers, "published_records": published_records}
+    for name in ("message_issues", "traveller_issues", "list_issues"):
+        tables[name] = issues.get(name, empty_issues())
+    return run_sql("exchange_outcomes", tables)
+
+
+def exchange_records(
+    outcomes: pa.Table,
+    agreement: Agreement,
+    hmac_key: HmacKey,
+    published_at: dt.datetime,
+) -> tuple[pa.Table, pa.Table]:
+    """The records to publish (the agreement's columns) and their rows for the record index.
+
+    The index rows carry no drop id yet; the publisher adds it.
+    """
+    wide = run_sql(
+        "exchange_records",
+        {"exchange_outcomes": outcomes},
+        {
+            "schema_version": agreement.schema_version,
+            "hmac_key_id": hmac_key.key_id,
+            "published_at": published_at,
+        },
+    )
+    hmacs = pa.array(
+        [
+            None if value is None else doc_match_hmac(hmac_key.secret, value)
+            for value in wide.column("doc_match_input").to_pylist()
+        ],
+        pa.string(),
+    )
+    position = wide.schema.get_field_index("doc_match_input")
+    wide = wide.set_column(position, "doc_match_hmac", hmacs)
+    records = wide.select(list(agreement.columns))
+    index = pa.table(
+        {
+            "record_id": wide.column("record_id"),
+            "content_sha256": wide.column("content_sha256"),
+            "manifest_revision": wide.column("manifest_revision").cast(pa.int32()),
+            "sent_revision": wide.column("sent_revision").cast(pa.int32()),
+            "flight_key": wide.column("flight_key"),
+            "drop_id": pa.nulls(wide.num_rows, pa.string()),
+        },
+        schema=RECORD_INDEX_SCHEMA,
+    )
+    return records, index
+
+
+def doc_match_hmac(key: bytes, doc_match_input: str) -> str:
+    """HMAC-SHA256 over ``TYPE|ISSUER|NUMBER`` (already normalised), hex."""
+    return hmac.new(key, doc_match_input.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def exchange_accounting(outcomes: pa.Table, messages: pa.Table) -> pa.Table:
+    """Travellers per flight and outcome, unreadable messages included."""
+    return run_sql(
+        "exchange_accounting", {"exchange_outcomes": outcomes, "exchange_messages": messages}
+    )

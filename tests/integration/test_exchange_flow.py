@@ -1,0 +1,333 @@
+"""The exchange flow end to end on the real stack: SeaweedFS, Prefect, GX, DuckDB.
+
+Each test works under its own prefixes in the three buckets, so tests share one store.
+Expected counts come from the generator's ground truth, never from the pipeline itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from manifest_exchange.cli import load_exchange_flow, upload_corpus
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.reference import airports
+from manifest_exchange.storage.ledger import PublishLock
+from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+)
+
+pytestmark = pytest.mark.integration
+
+FLIGHT_DATE = dt.date(2026, 12, 1)
+Run = Callable[[], dict[str, Any]]
+
+
+class Exchange:
+    """One test's prefixes, corpus uploads and flow runs."""
+
+    def __init__(self, stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.stack = stack
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.source = S3Location(SOURCE_BUCKET, self.name)
+        self.locations = {
+            "source": str(self.source),
+            "state": f"s3://{STATE_BUCKET}/{self.name}",
+            "partner": f"s3://{PARTNER_BUCKET}/{self.name}",
+        }
+        self.partner = S3Location(PARTNER_BUCKET, self.name)
+        self.pipeline = stack.client("pipeline")
+        for name, value in self.environment().items():
+            monkeypatch.setenv(name, value)
+        self.flow = load_exchange_flow()
+
+    def environment(self) -> dict[str, str]:
+        return {**self.stack.environment("pipeline"), "MX_CLAIM_TIMEOUT_S": "600"}
+
+    def upload(self, corpus: Corpus) -> None:
+        upload_corpus(corpus, self.source, self.stack.client("loader"))
+
+    def upload_bytes(self, key: str, data: bytes) -> None:
+        put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
+
+    def run(self) -> dict[str, Any]:
+        report: dict[str, Any] = self.flow(**self.locations)
+        return report
+
+    def published_rows(self) -> pa.Table:
+        tables = [
+            pq.read_table(io.BytesIO(get_bytes(self.pipeline, PARTNER_BUCKET, info.key)))
+            for info in iter_objects(self.pipeline, self.partner)
+            if info.key.endswith(".parquet")
+        ]
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+
+@pytest.fixture
+def exchange(
+    embedded_stack: EmbeddedStack, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> Exchange:
+    return Exchange(embedded_stack, monkeypatch)
+
+
+def _corpus(**overrides: Any) -> Corpus:
+    options = {"flights": 8, "seed": 11, "defect_rate": 0.0, "resend_rate": 0.0, **overrides}
+    return generate_day(GeneratorOptions(FLIGHT_DATE, **options))
+
+
+def _expected(corpus: Corpus) -> dict[str, int]:
+    """Outcome counts from ground truth, for a corpus without structural defects or resends."""
+    table = airports()
+    counts = {"published": 0, "out_of_scope": 0, "duplicates": 0, "quarantined_rows": 0}
+    for flight in corpus.flights:
+        flight_in_scope = table[flight.legs[0].dep].country == "TWN" and any(
+            table[leg.arr].country == "JPN" for leg in flight.legs
+        )
+        for traveller in (*flight.passengers, *flight.crew):
+            in_scope = (
+                flight_in_scope
+                and traveller.party in ("FL", "DDU")
+                and traveller.nationality != "JPN"
+            )
+            if not in_scope:
+                counts["out_of_scope"] += 1
+            elif traveller.defects:
+                counts["quarantined_rows"] += 1
+            else:
+                counts["published"] += 1
+    return counts
+
+
+def _assert_outcomes(report: dict[str, Any], expected: dict[str, int]) -> None:
+    actual = {key: report[key] for key in expected}
+    assert actual == expected
+    assert report["travellers"] == sum(expected.values())
+
+
+def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) -> None:
+    corpus = _corpus()
+    exchange.upload(corpus)
+
+    report = exchange.run()
+
+    _assert_outcomes(report, _expected(corpus))
+    assert report["drop_id"] is not None
+    rows = exchange.published_rows()
+    assert rows.num_rows == report["published"]
+    assert len(set(rows["record_id"].to_pylist())) == rows.num_rows
+    assert "JPN" not in set(rows["nationality"].to_pylist())
+    assert set(rows["traveller_type"].to_pylist()) <= {"PASSENGER", "TRANSIT"}
+    assert set(rows.column_names) >= {"arr_airport", "flight_date", "doc_match_hmac"}
+    verified = verify_drops(exchange.stack.client("partner"), exchange.partner)
+    assert verified.is_ok
+    assert verified.as_dict()["rows"] == report["published"]
+
+
+def test_rerun_with_nothing_new_publishes_nothing(exchange: Exchange) -> None:
+    exchange.upload(_corpus(flights=3, seed=12))
+    first = exchange.run()
+
+    second = exchange.run()
+
+    assert first["drop_id"] is not None
+    assert second["drop_id"] is None
+    assert second["objects"]["claimed"] == 0
+    assert second["objects"]["already_processed"] == first["objects"]["claimed"]
+    assert second["travellers"] == 0
+
+
+def test_defective_travellers_are_quarantined_with_reasons(exchange: Exchange) -> None:
+    corpus = _corpus(flights=10, seed=13, defect_rate=0.08, flight_defect_rate=0.0)
+    planted = sum(bool(t.defects) for f in corpus.flights for t in f.passengers)
+    assert planted > 5, "the corpus must plant defects for this test to mean anything"
+    exchange.upload(corpus)
+
+    report = exchange.run()
+
+    _assert_outcomes(report, _expected(corpus))
+    quarantine = pq.read_table(
+        io.BytesIO(
+            get_bytes(
+                exchange.pipeline,
+                STATE_BUCKET,
+                f"{exchange.name}/quarantine/{report['run_id']}/travellers.parquet",
+            )
+        )
+    )
+    assert quarantine.num_rows == report["quarantined_rows"]
+    reasons = {r for row in quarantine["reasons"].to_pylist() for r in row}
+    assert reasons <= {
+        "date_of_birth_valid",
+        "date_of_birth_plausible",
+        "document_expired",
+        "document_present",
+        "document_number_present",
+        "document_number_format",
+        "sex_code",
+        "nationality_code",
+    }
+    assert "document_expired" in reasons
+
+
+def test_a_resend_in_a_later_run_publishes_nothing(exchange: Exchange) -> None:
+    corpus = _corpus(flights=4, seed=14)
+    exchange.upload(corpus)
+    first = exchange.run()
+    original = corpus.objects[0]
+    # The same payload under a new interchange reference, as airlines resend.
+    old_ref = original.key.rsplit("_", 1)[1].removesuffix(".edi")
+    resend = original.data.replace(old_ref.encode(), b"9999999999")
+
+    exchange.upload_bytes("resends/again.edi", resend)
+    second = exchange.run()
+
+    assert first["published"] > 0
+    assert second["objects"]["claimed"] == 1
+    assert second["published"] == 0
+    assert second["drop_id"] is None
+    assert second["duplicates"] + second["out_of_scope"] == second["travellers"]
+
+
+def test_a_changed_revision_republishes_that_traveller_only(exchange: Exchange) -> None:
+    corpus = _corpus(flights=6, seed=15)
+    exchange.upload(corpus)
+    first = exchange.run()
+    original, revised = _revise_one_traveller(corpus)
+
+    exchange.upload_bytes("revisions/revised.edi", revised)
+    second = exchange.run()
+
+    assert second["published"] == 1
+    assert second["duplicates"] >= 1
+    rows = exchange.published_rows()
+    assert rows.num_rows == first["published"] + 1
+    newest = rows.filter(pc.equal(rows["manifest_revision"], 2))
+    assert newest.num_rows == 1
+    (record_id,) = newest["record_id"].to_pylist()
+    both = rows.filter(pc.equal(rows["record_id"], record_id))
+    assert sorted(both["manifest_revision"].to_pylist()) == [1, 2]
+    assert newest["given_names"][0].as_py().endswith(" REVISED")
+    assert newest["source_object"][0].as_py().endswith("revisions/revised.edi")
+    assert original != revised
+
+
+def _revise_one_traveller(corpus: Corpus) -> tuple[bytes, bytes]:
+    """A standard-syntax passenger list again as revision 2, one passenger's name changed."""
+    table = airports()
+    for obj in corpus.objects:
+        flight = next(f for f in corpus.flights if f.flight_key == obj.flight_key)
+        in_scope = table[flight.legs[0].dep].country == "TWN" and len(flight.legs) == 1
+        # Release characters would make a plain split on the terminator unsafe.
+        body = obj.data[9:] if obj.data.startswith(b"UNA") else obj.data
+        is_simple = obj.syntax in ("standard", "lines") and b"?" not in body
+        if not is_simple or "745" not in obj.bgm_codes or not in_scope:
+            continue
+        segments = obj.data.decode("utf-8").split("'")
+        for index, segment in enumerate(segments):
+            if not segment.lstrip().startswith("NAD+FL+++"):
+                continue
+            following = segments[index + 1 : index + 12]
+            following = [s.lstrip() for s in following]
+            nationality = next(s for s in following if s.startswith("NAT+2+"))
+            if nationality.endswith("JPN") or not any(s.startswith("DOC+") for s in following):
+                continue
+            segments[index] = segment + ":REVISED"
+            text = "'".join(segments)
+            text = text.replace(":::1'", ":::2'", 1)  # RFF+TN revision 1 -> 2
+            return obj.data, text.encode("utf-8")
+    raise AssertionError("no suitable passenger list in the corpus")
+
+
+def test_two_runs_at_once_publish_each_traveller_once(exchange: Exchange, prefect_api: str) -> None:
+    corpus = _corpus(flights=10, seed=16, resend_rate=0.3)
+    assert any(o.is_resend for o in corpus.objects)
+    exchange.upload(corpus)
+    env = {**os.environ, **exchange.environment(), "PREFECT_API_URL": prefect_api}
+    command = [sys.executable, "-m", "manifest_exchange.cli", "run", "--json"]
+    for name, value in exchange.locations.items():
+        command += [f"--{name}", value]
+
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=400) for p in processes]
+
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()[-3000:]
+    reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(r["objects"]["claimed"] for r in reports) == len(corpus.objects)
+    expected = _expected(corpus)
+    assert sum(r["published"] for r in reports) == expected["published"]
+    rows = exchange.published_rows()
+    assert rows.num_rows == expected["published"]
+    assert len(set(rows["record_id"].to_pylist())) == rows.num_rows
+
+
+def test_partner_verify_detects_a_tampered_file(exchange: Exchange) -> None:
+    exchange.upload(_corpus(flights=3, seed=17))
+    exchange.run()
+    partner = exchange.stack.client("partner")
+    assert verify_drops(partner, exchange.partner).is_ok
+    data_file = next(
+        info.key
+        for info in iter_objects(exchange.pipeline, exchange.partner)
+        if info.key.endswith(".parquet")
+    )
+    original = get_bytes(exchange.pipeline, PARTNER_BUCKET, data_file)
+    tampered = pq.read_table(io.BytesIO(original)).slice(1)
+    sink = io.BytesIO()
+    pq.write_table(tampered, sink, compression="zstd")
+
+    put_bytes(exchange.pipeline, PARTNER_BUCKET, data_file, sink.getvalue())
+    result = verify_drops(partner, exchange.partner)
+
+    assert not result.is_ok
+    (problems,) = result.as_dict()["problems"].values()
+    assert any("sha256" in p for p in problems)
+
+
+def test_a_crash_before_success_leaves_no_drop_and_the_next_run_completes_it(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    corpus = _corpus(flights=4, seed=18)
+    exchange.upload(corpus)
+
+    def crash(self: PublishLock, generation: int) -> bool:
+        raise RuntimeError("injected crash after the data files, before _SUCCESS")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(PublishLock, "is_held_by", crash)
+        with pytest.raises(RuntimeError, match="injected crash"):
+            exchange.run()
+    partner = exchange.stack.client("partner")
+    pending = verify_drops(partner, exchange.partner)
+    assert pending.as_dict()["drops_verified"] == 0
+    assert len(pending.pending) == 1
+    assert fetch_drops(partner, exchange.partner, tmp_path) == []
+
+    report = exchange.run()
+
+    assert report["recovered_drops"] == pending.pending
+    assert report["objects"]["claimed"] == 0
+    completed = verify_drops(partner, exchange.partner)
+    assert completed.is_ok
+    assert completed.as_dict()["rows"] == _expected(corpus)["published"]
+    assert completed.pending == []

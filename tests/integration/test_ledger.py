@@ -1,0 +1,81 @@
+"""Claims and the publish lock against the real store (conditional creates are the point)."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from manifest_exchange.storage.ledger import Ledger, LockTimeoutError, PublishLock
+from manifest_exchange.storage.s3 import S3Location, put_bytes
+from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
+
+pytestmark = pytest.mark.integration
+
+
+def _setup(stack: EmbeddedStack, objects: int = 5) -> tuple[S3Location, S3Location]:
+    name = uuid.uuid4().hex[:8]
+    source = S3Location(SOURCE_BUCKET, f"ledger-{name}")
+    loader = stack.client("loader")
+    for index in range(objects):
+        put_bytes(loader, SOURCE_BUCKET, source.key(f"m{index}.edi"), f"UNB{index}".encode())
+    return source, S3Location(STATE_BUCKET, f"ledger-{name}")
+
+
+def test_racing_runs_claim_each_object_exactly_once(embedded_stack: EmbeddedStack) -> None:
+    source, state = _setup(embedded_stack, objects=20)
+    client = embedded_stack.client("pipeline")
+    discoveries = [Ledger(client, state, 600).discover(source) for _ in range(4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        claims = list(
+            pool.map(
+                lambda pair: Ledger(client, state, 600).claim(pair[1], f"run{pair[0]}"),
+                enumerate(discoveries),
+            )
+        )
+
+    keys = [c.source.key for run in claims for c in run]
+    assert sorted(keys) == sorted(set(keys))
+    assert len(keys) == 20
+
+
+def test_finished_objects_are_not_discovered_again(embedded_stack: EmbeddedStack) -> None:
+    source, state = _setup(embedded_stack)
+    ledger = Ledger(embedded_stack.client("pipeline"), state, 600)
+    claims = ledger.claim(ledger.discover(source), "run1")
+    ledger.finish(claims[0], {"travellers": {}})
+
+    again = ledger.discover(source)
+
+    assert again.done == 1
+    assert again.claimed_by_others == 4
+    assert again.candidates == []
+
+
+def test_an_abandoned_claim_is_taken_over_once(embedded_stack: EmbeddedStack) -> None:
+    source, state = _setup(embedded_stack, objects=1)
+    client = embedded_stack.client("pipeline")
+    Ledger(client, state, 600).claim(Ledger(client, state, 600).discover(source), "crashed")
+    expired = Ledger(client, state, 0)
+
+    first = expired.claim(expired.discover(source), "rescuer")
+    assert [c.is_takeover for c in first] == [True]
+    assert first[0].claim_key.endswith("claim-000002.json")
+
+
+def test_publish_lock_excludes_and_can_be_taken_over(embedded_stack: EmbeddedStack) -> None:
+    _, state = _setup(embedded_stack, objects=0)
+    client = embedded_stack.client("pipeline")
+    lock = PublishLock(client, state, timeout_s=600)
+    with lock.hold("first") as generation:
+        assert lock.is_held_by(generation)
+        with pytest.raises(LockTimeoutError), lock.hold("second", wait_s=0.5):
+            pass
+        impatient = PublishLock(client, state, timeout_s=0)
+        with impatient.hold("rescuer") as taken:
+            assert taken == generation + 1
+            assert not lock.is_held_by(generation)
+    with lock.hold("third") as later:
+        assert later > generation

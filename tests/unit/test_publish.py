@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifest_exchange.publish import build_drop, new_drop_id
+from manifest_exchange.transform import RECORD_INDEX_SCHEMA
+
+PUBLISHED_AT = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
+
+
+def _records() -> pa.Table:
+    return pa.table(
+        {
+            "record_id": ["a", "b", "c"],
+            "flight_key": ["CI0100-TPE-NRT-20261201"] * 2 + ["BR0198-TPE-KIX-20261201"],
+            "arr_airport": ["NRT", "NRT", "KIX"],
+            "flight_date": [dt.date(2026, 12, 1)] * 3,
+        }
+    )
+
+
+def _index(rows: int) -> pa.Table:
+    return pa.table(
+        {
+            name: pa.nulls(rows, field.type)
+            for name, field in zip(RECORD_INDEX_SCHEMA.names, RECORD_INDEX_SCHEMA, strict=True)
+        },
+        schema=RECORD_INDEX_SCHEMA,
+    )
+
+
+def test_drop_is_partitioned_and_described_by_its_manifest() -> None:
+    drop = build_drop(
+        _records(),
+        _index(3),
+        drop_id="d1",
+        agreement="tw-jp",
+        schema_version="1",
+        validation={},
+        published_at=PUBLISHED_AT,
+    )
+    keys = [f.key for f in drop.files]
+    assert keys == [
+        "arr_airport=KIX/flight_date=2026-12-01/part-00000.parquet",
+        "arr_airport=NRT/flight_date=2026-12-01/part-00000.parquet",
+    ]
+    manifest = drop.manifest
+    assert manifest["row_total"] == 3
+    assert [f["rows"] for f in manifest["files"]] == [1, 2]
+    assert {f["flight_key"]: f["rows"] for f in manifest["flights"]} == {
+        "BR0198-TPE-KIX-20261201": 1,
+        "CI0100-TPE-NRT-20261201": 2,
+    }
+    for file, entry in zip(drop.files, manifest["files"], strict=True):
+        assert hashlib.sha256(file.data).hexdigest() == entry["sha256"]
+        table = pq.read_table(io.BytesIO(file.data))
+        # Partition columns stay inside the files, so each file describes itself.
+        assert set(table["arr_airport"].to_pylist()) == {entry["arr_airport"]}
+        assert (
+            pq.ParquetFile(io.BytesIO(file.data)).metadata.row_group(0).column(0).compression
+            == "ZSTD"
+        )
+    assert set(drop.index["drop_id"].to_pylist()) == {"d1"}
+
+
+def test_drop_ids_sort_by_time() -> None:
+    earlier = new_drop_id(PUBLISHED_AT, "0f0e-aa")
+    later = new_drop_id(PUBLISHED_AT + dt.timedelta(seconds=1), "00-bb")
+    assert earlier < later
+    assert earlier.startswith("20261201T010000Z-")
