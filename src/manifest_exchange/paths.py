@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,3 +27,14 @@ def sql_path(name: str) -> Path:
 def read_sql(name: str) -> str:
     """Read one statement from ``sql/<name>.sql``."""
     return sql_path(name).read_text(encoding="utf-8")
+
+
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+
+
+def read_sql_with_parameters(
+    name: str, values: Mapping[str, object]
+) -> tuple[str, dict[str, object]]:
+    """Read ``sql/<name>.sql`` and pick, from ``values``, the ``$name`` parameters it binds."""
+    sql = read_sql(name)
+    return sql, {key: values[key] for key in _PARAMETER.findall(sql)}

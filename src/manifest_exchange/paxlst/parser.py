@@ -16,7 +16,6 @@ at all (empty, binary) is reported as one error with no message.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from manifest_exchange.paths import read_sql
+from manifest_exchange.paths import read_sql, read_sql_with_parameters
 from manifest_exchange.paxlst.segments import SplitBatch, split_batch
 from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
 from manifest_exchange.reference import airports_arrow, countries_arrow
@@ -48,7 +47,6 @@ RELATIONS = (
 )
 # Relations read by several later ones are computed once; the rest stay views (no copy).
 MATERIALISED = frozenset({"stg_paxlst_segments", "paxlst_messages"})
-_PARAMETER = re.compile(r"\$([a-z_]+)")
 
 OBJECTS_SCHEMA = pa.schema(
     [
@@ -130,8 +128,7 @@ class PaxlstParser:
 
     def _create(self, relation: str) -> None:
         """Create ``sql/<relation>.sql`` as a table (if read again later) or a view."""
-        sql = read_sql(relation)
-        wanted = {name: self.parameters[name] for name in _PARAMETER.findall(sql)}
+        sql, wanted = read_sql_with_parameters(relation, self.parameters)
         kind = "table" if relation in MATERIALISED else "view"
         if kind == "view":
             # Views cannot take parameters; none of the viewed relations needs one.

@@ -117,7 +117,7 @@ def build_drop(
         }
         folder = f"arr_airport={values['arr_airport']}/flight_date={values['flight_date']}"
         for number, start in enumerate(range(0, rows.num_rows, MAX_ROWS_PER_FILE)):
-            data = _parquet_bytes(rows.slice(start, MAX_ROWS_PER_FILE))
+            data = parquet_bytes(rows.slice(start, MAX_ROWS_PER_FILE))
             files.append(
                 DropFile(
                     key=f"{folder}/part-{number:05d}.parquet",
@@ -166,14 +166,11 @@ def build_drop(
     return Drop(drop_id=drop_id, files=files, manifest=manifest, index=index)
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as one zstd Parquet file in memory."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd", use_dictionary=True)
     return sink.getvalue()
-
-
-def _table_bytes(table: pa.Table) -> bytes:
-    return _parquet_bytes(table)
 
 
 class DropPublisher:
@@ -231,7 +228,7 @@ class DropPublisher:
     def _stage(self, drop: Drop) -> None:
         folder = self.staging.key(drop.drop_id)
         items = [(f"{folder}/files/{f.key}", f.data) for f in drop.files]
-        items.append((f"{folder}/index.parquet", _table_bytes(drop.index)))
+        items.append((f"{folder}/index.parquet", parquet_bytes(drop.index)))
         items.append((f"{folder}/ledger.json", _json(drop.ledger_outcomes)))
         put_many(self.client, self.staging.bucket, items)
         # The manifest goes last: a staged drop without it is incomplete and is discarded.
@@ -272,7 +269,7 @@ class DropPublisher:
             self.client,
             self.index_root.bucket,
             self.index_root.key(f"{drop_id}.parquet"),
-            _table_bytes(index),
+            parquet_bytes(index),
         )
         finish_ledger(ledger_outcomes)
         folder = S3Location(self.staging.bucket, self.staging.key(drop_id))

@@ -9,7 +9,6 @@ Nothing here logs personal data; quarantine files with personal data go to the s
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import mimetypes
 import uuid
@@ -20,12 +19,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey, Settings
 from manifest_exchange.ingest import ObjectToRead, ParsedManifests
-from manifest_exchange.publish import DropPublisher
+from manifest_exchange.publish import DropPublisher, parquet_bytes
 from manifest_exchange.quality import SuiteResult
 from manifest_exchange.storage.ledger import (
     Claim,
@@ -216,7 +214,7 @@ def write_quarantine(
         ("errors", parsed.errors),
     ):
         if table.num_rows:
-            items.append((folder.key(f"{name}.parquet"), _parquet(table)))
+            items.append((folder.key(f"{name}.parquet"), parquet_bytes(table)))
     put_many(context.client, folder.bucket, items)
     return {
         "travellers": travellers.num_rows,
@@ -311,9 +309,3 @@ def write_report(context: RunContext, report: dict[str, Any]) -> str:
         content_type="application/json",
     )
     return f"s3://{context.state.bucket}/{key}"
-
-
-def _parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()

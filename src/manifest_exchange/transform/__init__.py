@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 
 import duckdb
@@ -22,10 +21,8 @@ import pyarrow as pa
 
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey
-from manifest_exchange.paths import read_sql
+from manifest_exchange.paths import read_sql_with_parameters
 from manifest_exchange.reference import airports_arrow
-
-_PARAMETER = re.compile(r"\$([a-z_]+)")
 
 ISSUES_SCHEMA = pa.schema(
     [("row_id", pa.string()), ("check_name", pa.string()), ("severity", pa.string())]
@@ -50,9 +47,7 @@ def run_sql(
 
     Only the parameters the statement names are bound, so callers can pass a shared set.
     """
-    sql = read_sql(name)
-    given = parameters or {}
-    wanted = {key: given[key] for key in _PARAMETER.findall(sql)}
+    sql, wanted = read_sql_with_parameters(name, parameters or {})
     with duckdb.connect() as connection:
         for table_name, table in tables.items():
             connection.register(table_name, table)
