@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -68,7 +69,7 @@ def validate_messages(
     context: RunContext, parsed: ParsedManifests, validator: quality.Validator
 ) -> tuple[pa.Table, quality.SuiteResult]:
     messages = transform.exchange_messages(parsed.messages, parsed.objects, context.agreement)
-    readable = messages.filter(pa.compute.is_null(messages["parse_error"]))
+    readable = messages.filter(pc.is_null(messages["parse_error"]))
     return messages, validator.validate(quality.load_suite("paxlst_messages"), readable)
 
 
@@ -83,7 +84,7 @@ def validate_travellers(
     travellers = transform.exchange_travellers(
         parsed.persons, messages, message_issues, context.agreement
     )
-    candidates = travellers.filter(pa.compute.is_null(travellers["stage_outcome"]))
+    candidates = travellers.filter(pc.is_null(travellers["stage_outcome"]))
     lists = transform.exchange_lists(messages, travellers)
     return (
         travellers,
