@@ -18,7 +18,7 @@ export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: setup demo test lint format bench-parse stack-up stack-down clean
+.PHONY: setup demo test lint format bench-parse bench-latency stack-up stack-down ui ui-down clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -49,11 +49,23 @@ format: setup
 bench-parse: setup
 	$(BIN)/python bench/bench_parse.py
 
+# Landing-to-partner latency with the every-minute deployment running (about 6 minutes).
+bench-latency: setup
+	$(BIN)/python bench/bench_latency.py
+
+# A third command, for operating the exchange in the Prefect UI (not part of set-up): the store,
+# a Prefect server on 127.0.0.1:4200, a process worker and the deployments of prefect.yaml.
+ui: setup
+	$(BIN)/manifest-exchange ui up
+
+ui-down: setup
+	$(BIN)/manifest-exchange ui down
+
 stack-up: setup
 	$(BIN)/manifest-exchange stack up
 
 stack-down: setup
 	$(BIN)/manifest-exchange stack down
 
-clean: stack-down
+clean: ui-down
 	rm -rf .local $(VENV) $(TOOLS)

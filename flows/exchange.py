@@ -1,13 +1,16 @@
-"""Prefect flow ``exchange_manifests``: new manifests in the source bucket -> a partner drop.
+"""Prefect flows that move manifests to the partner: ``exchange_manifests`` and its backfill.
 
-recover -> discover -> parse -> validate -> transform -> publish -> report. Each task is a thin
-wrapper over one package function; the package holds the logic and never imports Prefect.
-Big tables pass between tasks in memory, so tasks neither cache nor persist results.
+recover -> discover -> parse -> validate -> decide outcomes -> publish -> report. Each task is
+a thin wrapper over one package function; the package holds the logic (of it, only
+``manifest_exchange.orchestration`` knows Prefect). Big tables pass between tasks in memory,
+so tasks neither cache nor persist results. Tasks that talk to the store retry with backoff on
+transient errors only; every task has a timeout.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,44 +19,65 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from manifest_exchange import ingest, quality, runs, transform
 from manifest_exchange.agreements import DEFAULT_AGREEMENT, load_agreement
-from manifest_exchange.config import Settings
 from manifest_exchange.ingest import ParsedManifests
+from manifest_exchange.orchestration.artifacts import StageProgress, publish_run_artifacts
+from manifest_exchange.orchestration.retry import STORE_RETRIES
+from manifest_exchange.orchestration.settings import run_settings
 from manifest_exchange.publish import build_drop, new_drop_id
 from manifest_exchange.runs import QualitySummary, RunContext
 from manifest_exchange.storage.ledger import Claim, Discovery
 
+# PREFECT_LOGGING_EXTRA_LOGGERS sends the package's records to the UI, but the logger would
+# inherit the root's WARNING level and drop its INFO lines (claims, recoveries) on the way.
+logging.getLogger("manifest_exchange").setLevel(logging.INFO)
+
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+STORE_TASK: dict[str, Any] = {**TASK_OPTIONS, **STORE_RETRIES}
+STAGES = ["recover", "discover", "parse", "validate", "decide", "publish", "report"]
+MINUTE = 60
 
 
-@task(name="recover-interrupted-drops", **TASK_OPTIONS)
+@task(name="recover-interrupted-drops", timeout_seconds=10 * MINUTE, **STORE_TASK)
 def recover_interrupted_drops(context: RunContext) -> list[str]:
     with context.publish_lock.hold(context.run_id):
         return context.publisher.recover_staged_drops(
-            lambda outcomes: runs.finish_ledger(context.ledger, outcomes, None)
+            lambda outcomes, drop_id: runs.finish_ledger(context.ledger, outcomes, drop_id)
         )
 
 
-@task(name="discover-and-claim", **TASK_OPTIONS)
-def discover_and_claim(context: RunContext) -> tuple[Discovery, list[Claim]]:
-    discovery = context.ledger.discover(context.source)
-    claims = context.ledger.claim(discovery, context.run_id)
+@task(name="discover-and-claim", timeout_seconds=5 * MINUTE, **STORE_TASK)
+def discover_and_claim(
+    context: RunContext,
+    landed_from: dt.datetime | None = None,
+    landed_until: dt.datetime | None = None,
+) -> tuple[Discovery, list[Claim]]:
+    discovery = context.ledger.discover(
+        context.source,
+        run_id=context.run_id,
+        landed_from=landed_from,
+        landed_until=landed_until,
+    )
+    # A retried attempt keeps the claims its earlier attempt made.
+    claims = discovery.own_claims + context.ledger.claim(discovery, context.run_id)
     get_run_logger().info(
-        "listed %d objects: %d already processed, %d claimed by other runs, %d claimed now",
+        "listed %d objects: %d already processed, %d claimed by other runs, "
+        "%d outside the window, %d claimed now",
         discovery.listed,
         discovery.done,
         discovery.claimed_by_others,
+        discovery.outside_window,
         len(claims),
     )
     return discovery, claims
 
 
-@task(name="parse", retries=2, retry_delay_seconds=5, **TASK_OPTIONS)
-def parse(context: RunContext, claims: list[Claim]) -> ParsedManifests:
+@task(name="parse-manifests", timeout_seconds=30 * MINUTE, **STORE_TASK)
+def parse_manifests(context: RunContext, claims: list[Claim]) -> ParsedManifests:
     parsed = ingest.read_manifests(context.client, runs.objects_to_read(claims), context.agreement)
     get_run_logger().info(
         "parsed %d objects: %d messages, %d travellers",
@@ -64,7 +88,7 @@ def parse(context: RunContext, claims: list[Claim]) -> ParsedManifests:
     return parsed
 
 
-@task(name="validate-messages", **TASK_OPTIONS)
+@task(name="validate-messages", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
 def validate_messages(
     context: RunContext, parsed: ParsedManifests, validator: quality.Validator
 ) -> tuple[pa.Table, quality.SuiteResult]:
@@ -73,7 +97,7 @@ def validate_messages(
     return messages, validator.validate(quality.load_suite("paxlst_messages"), readable)
 
 
-@task(name="validate-travellers", **TASK_OPTIONS)
+@task(name="validate-travellers", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
 def validate_travellers(
     context: RunContext,
     parsed: ParsedManifests,
@@ -93,7 +117,7 @@ def validate_travellers(
     )
 
 
-@task(name="transform", **TASK_OPTIONS)
+@task(name="decide-outcomes", timeout_seconds=15 * MINUTE, **STORE_TASK)
 def decide_outcomes(
     context: RunContext, travellers: pa.Table, issues: dict[str, pa.Table]
 ) -> pa.Table:
@@ -101,15 +125,17 @@ def decide_outcomes(
     return transform.exchange_outcomes(travellers, issues, context.publisher.published_records())
 
 
-@task(name="publish", **TASK_OPTIONS)
-def publish(
+@task(name="publish-drop", timeout_seconds=30 * MINUTE, **STORE_TASK)
+def publish_drop(
     context: RunContext,
     outcomes: pa.Table,
     ledger_outcomes: list[dict[str, Any]],
     validation: dict[str, Any],
     lock_generation: int,
+    published_at: dt.datetime,
 ) -> tuple[str | None, int]:
-    published_at = dt.datetime.now(dt.UTC)
+    # ``published_at`` is fixed by the flow, so a retried attempt rebuilds the very same drop
+    # under the same id and the publisher carries on where the failed attempt stopped.
     records, index = transform.exchange_records(
         outcomes, context.agreement, context.hmac_key, published_at
     )
@@ -134,7 +160,7 @@ def publish(
 
     context.publisher.publish(
         drop,
-        lambda outcomes: runs.finish_ledger(context.ledger, outcomes, drop.drop_id),
+        lambda outcomes, drop_id: runs.finish_ledger(context.ledger, outcomes, drop_id),
         before_success=still_holding_lock,
     )
     get_run_logger().info(
@@ -143,8 +169,8 @@ def publish(
     return drop.drop_id, drop.rows
 
 
-@task(name="report", **TASK_OPTIONS)
-def report(
+@task(name="write-report", timeout_seconds=10 * MINUTE, **STORE_TASK)
+def write_report(
     context: RunContext,
     validator: quality.Validator,
     parsed: ParsedManifests,
@@ -165,67 +191,38 @@ def report(
     )
     result["data_docs_files"] = runs.upload_folder(context, validator.data_docs_dir, "data-docs")
     result["report_uri"] = runs.write_report(context, result)
-    _publish_artifacts(result)
+    listing, total = runs.quarantine_listing(outcomes, messages, message_issues)
+    docs_url = runs.data_docs_url(context) if result["data_docs_files"] else None
+    publish_run_artifacts(result, listing, total, docs_url)
     return result
 
 
-def _publish_artifacts(result: dict[str, Any]) -> None:
-    """A summary and a per-flight table in the Prefect UI (counts only, no personal data)."""
-    create_markdown_artifact(
-        key="exchange-run-report",
-        markdown=(
-            f"### Exchange run `{result['run_id']}`\n\n"
-            f"Drop: `{result['drop_id']}` ({result['drop_rows']} records)\n\n"
-            f"| travellers | published | out of scope | duplicates | quarantined |\n"
-            f"|---|---|---|---|---|\n"
-            f"| {result['travellers']} | {result['published']} | {result['out_of_scope']} "
-            f"| {result['duplicates']} | {result['quarantined_rows']} |\n\n"
-            f"Report: `{result['report_uri']}`"
-        ),
-        description="Accounting of this exchange run",
-    )
-    rows = [{"flight_key": key, **counts} for key, counts in result["per_flight"].items()]
-    if rows:
-        create_table_artifact(
-            key="exchange-run-flights", table=rows, description="Travellers per flight"
-        )
-
-
-@flow(name="exchange_manifests", log_prints=False)
-def exchange_manifests(
-    source: str,
-    state: str,
-    partner: str | None = None,
-    agreement: str = DEFAULT_AGREEMENT,
+def _run_exchange(
+    context: RunContext,
+    *,
+    landed_from: dt.datetime | None = None,
+    landed_until: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Move new manifests under ``source`` to a verified drop for the agreement's partner.
-
-    Args:
-        source: ``s3://bucket/prefix`` of new manifests.
-        state: ``s3://bucket/prefix`` of the pipeline's ledger, quarantine and reports.
-        partner: ``s3://bucket/prefix`` of the partner's drops (default: the agreement's).
-        agreement: agreement name (a file in ``manifest_exchange/agreements``) or path.
-    """
-    context = RunContext.create(
-        Settings.from_env(), load_agreement(agreement), source=source, state=state, partner=partner
-    )
+    """The stages of one exchange run, shared by the regular flow and the backfill."""
     timings: dict[str, float] = {}
+    progress = StageProgress(STAGES)
 
     @contextmanager
-    def timed(stage: str) -> Iterator[None]:
+    def stage(name: str) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+        progress.finished(name)
 
-    with timed("recover"):
+    with stage("recover"):
         recovered = recover_interrupted_drops(context)
-    with timed("discover"):
-        discovery, claims = discover_and_claim(context)
-    with timed("parse"):
-        parsed = parse(context, claims)
+    with stage("discover"):
+        discovery, claims = discover_and_claim(context, landed_from, landed_until)
+    with stage("parse"):
+        parsed = parse_manifests(context, claims)
     validator = quality.Validator()
     summary = QualitySummary()
-    with timed("validate"):
+    with stage("validate"):
         messages, message_result = validate_messages(context, parsed, validator)
         travellers, traveller_result, list_result = validate_travellers(
             context, parsed, messages, message_result.issues, validator
@@ -238,15 +235,20 @@ def exchange_manifests(
         "list_issues": list_result.issues,
     }
     with context.publish_lock.hold(context.run_id) as generation:
-        with timed("transform"):
+        with stage("decide"):
             outcomes = decide_outcomes(context, travellers, issues)
             ledger_outcomes = runs.object_outcomes(claims, parsed, outcomes, messages)
-        with timed("publish"):
-            drop_id, drop_rows = publish(
-                context, outcomes, ledger_outcomes, summary.as_dict(), generation
+        with stage("publish"):
+            drop_id, drop_rows = publish_drop(
+                context,
+                outcomes,
+                ledger_outcomes,
+                summary.as_dict(),
+                generation,
+                dt.datetime.now(dt.UTC),
             )
-    with timed("report"):
-        return report(
+    with stage("report"):
+        return write_report(
             context,
             validator,
             parsed,
@@ -261,3 +263,85 @@ def exchange_manifests(
             recovered_drops=recovered,
             timings=timings,
         )
+
+
+def _context(
+    source: str,
+    state: str,
+    partner: str | None,
+    agreement: str,
+    s3_credentials_block: str | None,
+    hmac_key_block: str | None,
+) -> RunContext:
+    settings = run_settings(s3_credentials_block, hmac_key_block)
+    return RunContext.create(
+        settings,
+        load_agreement(agreement),
+        source=source,
+        state=state,
+        partner=partner,
+        # The Prefect flow run id, so ledger entries, drops and reports lead back to the UI.
+        run_id=flow_run.get_id(),
+    )
+
+
+@flow(name="exchange_manifests", log_prints=False)
+def exchange_manifests(
+    source: str,
+    state: str,
+    partner: str | None = None,
+    agreement: str = DEFAULT_AGREEMENT,
+    s3_credentials_block: str | None = None,
+    hmac_key_block: str | None = None,
+) -> dict[str, Any]:
+    """Move new manifests under ``source`` to a verified drop for the agreement's partner.
+
+    Args:
+        source: ``s3://bucket/prefix`` of new manifests.
+        state: ``s3://bucket/prefix`` of the pipeline's ledger, quarantine and reports.
+        partner: ``s3://bucket/prefix`` of the partner's drops (default: the agreement's).
+        agreement: agreement name (a file in ``manifest_exchange/agreements``) or path.
+        s3_credentials_block: an ``AwsCredentials`` block to reach the store with
+            (default: the ``AWS_*`` environment variables).
+        hmac_key_block: a ``Secret`` block with the document-matching key
+            (default: ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``).
+    """
+    context = _context(source, state, partner, agreement, s3_credentials_block, hmac_key_block)
+    return _run_exchange(context)
+
+
+@flow(name="backfill_manifests", log_prints=False)
+def backfill_manifests(
+    source: str,
+    state: str,
+    partner: str | None = None,
+    agreement: str = DEFAULT_AGREEMENT,
+    prefix: str | None = None,
+    landed_from: dt.datetime | None = None,
+    landed_until: dt.datetime | None = None,
+    s3_credentials_block: str | None = None,
+    hmac_key_block: str | None = None,
+) -> dict[str, Any]:
+    """Process what the ledger has not finished under a prefix and/or a landing window.
+
+    Objects already processed are skipped (the ledger decides, as in every run), so a backfill
+    over a range that was already exchanged publishes nothing and can be repeated safely.
+
+    Args:
+        prefix: narrows ``source`` to ``<source>/<prefix>`` (e.g. ``2026-11-24/``).
+        landed_from: only objects written at or after this time (UTC if no zone).
+        landed_until: only objects written before this time.
+        (other arguments as for ``exchange_manifests``)
+    """
+    if prefix:
+        source = f"{source.rstrip('/')}/{prefix.strip('/')}"
+    context = _context(source, state, partner, agreement, s3_credentials_block, hmac_key_block)
+    return _run_exchange(
+        context, landed_from=_as_utc(landed_from), landed_until=_as_utc(landed_until)
+    )
+
+
+def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)

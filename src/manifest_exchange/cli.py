@@ -6,6 +6,7 @@ Commands:
     parse                      PAXLST files or s3:// prefixes -> JSON lines (or a summary)
     run                        the exchange flow (Prefect) over new manifests -> a partner drop
     partner verify|fetch       the partner's side: check drops, download them
+    ui up|down|status          local Prefect server, worker and deployments (``make ui``)
     demo                       the end-to-end demonstration on the embedded stack
 """
 
@@ -143,6 +144,25 @@ def _argument_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--to", required=True, type=Path, help="local folder")
     fetch.set_defaults(handler=_partner_fetch)
 
+    ui = commands.add_parser("ui", help="local Prefect server, worker and deployments")
+    ui.add_argument("action", choices=["up", "down", "status"])
+    ui.add_argument("--port", type=int, default=int(os.environ.get("MX_UI_PORT", "4200")))
+    ui.add_argument(
+        "--interval-seconds",
+        type=int,
+        default=int(os.environ.get("MX_EXCHANGE_INTERVAL_S", "60")),
+        help="schedule of the exchange deployment",
+    )
+    ui.add_argument(
+        "--retain-days", type=float, default=float(os.environ.get("MX_RETAIN_DAYS", "30"))
+    )
+    ui.add_argument(
+        "--webhook",
+        default=os.environ.get("MX_ALERT_WEBHOOK_URL"),
+        help="where failure alerts go (default: a local receiver writing .local/ui/alerts.jsonl)",
+    )
+    ui.set_defaults(handler=_ui)
+
     demo = commands.add_parser("demo", help="end to end on the embedded stack")
     demo.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1))
     demo.add_argument("--flights", type=int, default=150)
@@ -169,6 +189,46 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if status["running"] else 3
     else:
         print("\n".join(stack.env_lines(args.identity)))
+    return 0
+
+
+# -- ui -----------------------------------------------------------------------------------------
+
+
+def _ui(args: argparse.Namespace, settings: Settings) -> int:
+    from manifest_exchange.orchestration.local_prefect import LocalPrefect
+
+    local = LocalPrefect(settings.home, FLOWS_DIR.parent, port=args.port)
+    stack = EmbeddedStack(settings.home)
+    if args.action == "down":
+        stopped = local.down()
+        print(
+            f"stopped: {', '.join(stopped) or 'nothing'}; store "
+            + ("stopped" if stack.down() else "was not running")
+        )
+        return 0
+    if args.action == "status":
+        processes = local.read_processes()
+        print(json.dumps({"prefect": processes and vars(processes), "store": stack.status()}))
+        return 0 if processes else 3
+    started = time.perf_counter()
+    processes = local.up(
+        stack,
+        interval_s=args.interval_seconds,
+        retain_days=args.retain_days,
+        webhook_url=args.webhook,
+    )
+    ui_url = processes.api_url.removesuffix("/api")
+    print(
+        f"Prefect UI: {ui_url} (ready in {time.perf_counter() - started:.0f}s)\n"
+        f"  deployments: tw-jp-exchange (every {args.interval_seconds}s), tw-jp-backfill, "
+        f"tw-jp-reconcile, tw-jp-retention on work pool 'manifest-exchange'\n"
+        f"  store: {stack.status()['endpoint_url']} (load manifests with "
+        f"`manifest-exchange generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
+        f"credentials: `manifest-exchange stack env --identity loader`)\n"
+        f"  alerts: {args.webhook or local.alerts_file}\n"
+        f"  logs: {local.root}/*.log; stop everything with `make ui-down`"
+    )
     return 0
 
 
@@ -275,7 +335,7 @@ def _json_default(value: Any) -> str:
 def load_exchange_flow() -> Callable[..., dict[str, Any]]:
     """The Prefect flow from ``flows/exchange.py``, loaded by path.
 
-    The package never imports Prefect or ``flows/``; only this command reaches for the flow.
+    The pipeline's stages never import ``flows/``; only this command reaches for the flow.
     """
     path = FLOWS_DIR / "exchange.py"
     spec = importlib.util.spec_from_file_location("manifest_exchange_flows.exchange", path)

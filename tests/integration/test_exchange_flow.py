@@ -6,113 +6,32 @@ Expected counts come from the generator's ground truth, never from the pipeline 
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from exchange_support import Exchange, expected_outcomes, make_corpus
 
-from manifest_exchange.cli import load_exchange_flow, upload_corpus
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.reference import airports
 from manifest_exchange.storage.ledger import PublishLock
-from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import (
     PARTNER_BUCKET,
-    SOURCE_BUCKET,
     STATE_BUCKET,
-    EmbeddedStack,
 )
 
 pytestmark = pytest.mark.integration
 
-FLIGHT_DATE = dt.date(2026, 12, 1)
 Run = Callable[[], dict[str, Any]]
-
-
-class Exchange:
-    """One test's prefixes, corpus uploads and flow runs."""
-
-    def __init__(self, stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.stack = stack
-        self.name = f"t{uuid.uuid4().hex[:10]}"
-        self.source = S3Location(SOURCE_BUCKET, self.name)
-        self.locations = {
-            "source": str(self.source),
-            "state": f"s3://{STATE_BUCKET}/{self.name}",
-            "partner": f"s3://{PARTNER_BUCKET}/{self.name}",
-        }
-        self.partner = S3Location(PARTNER_BUCKET, self.name)
-        self.pipeline = stack.client("pipeline")
-        for name, value in self.environment().items():
-            monkeypatch.setenv(name, value)
-        self.flow = load_exchange_flow()
-
-    def environment(self) -> dict[str, str]:
-        return {**self.stack.environment("pipeline"), "MX_CLAIM_TIMEOUT_S": "600"}
-
-    def upload(self, corpus: Corpus) -> None:
-        upload_corpus(corpus, self.source, self.stack.client("loader"))
-
-    def upload_bytes(self, key: str, data: bytes) -> None:
-        put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
-
-    def run(self) -> dict[str, Any]:
-        report: dict[str, Any] = self.flow(**self.locations)
-        return report
-
-    def published_rows(self) -> pa.Table:
-        tables = [
-            pq.read_table(io.BytesIO(get_bytes(self.pipeline, PARTNER_BUCKET, info.key)))
-            for info in iter_objects(self.pipeline, self.partner)
-            if info.key.endswith(".parquet")
-        ]
-        return pa.concat_tables(tables) if tables else pa.table({})
-
-
-@pytest.fixture
-def exchange(
-    embedded_stack: EmbeddedStack, prefect_api: str, monkeypatch: pytest.MonkeyPatch
-) -> Exchange:
-    return Exchange(embedded_stack, monkeypatch)
-
-
-def _corpus(**overrides: Any) -> Corpus:
-    options = {"flights": 8, "seed": 11, "defect_rate": 0.0, "resend_rate": 0.0, **overrides}
-    return generate_day(GeneratorOptions(FLIGHT_DATE, **options))
-
-
-def _expected(corpus: Corpus) -> dict[str, int]:
-    """Outcome counts from ground truth, for a corpus without structural defects or resends."""
-    table = airports()
-    counts = {"published": 0, "out_of_scope": 0, "duplicates": 0, "quarantined_rows": 0}
-    for flight in corpus.flights:
-        flight_in_scope = table[flight.legs[0].dep].country == "TWN" and any(
-            table[leg.arr].country == "JPN" for leg in flight.legs
-        )
-        for traveller in (*flight.passengers, *flight.crew):
-            in_scope = (
-                flight_in_scope
-                and traveller.party in ("FL", "DDU")
-                and traveller.nationality != "JPN"
-            )
-            if not in_scope:
-                counts["out_of_scope"] += 1
-            elif traveller.defects:
-                counts["quarantined_rows"] += 1
-            else:
-                counts["published"] += 1
-    return counts
 
 
 def _assert_outcomes(report: dict[str, Any], expected: dict[str, int]) -> None:
@@ -122,12 +41,12 @@ def _assert_outcomes(report: dict[str, Any], expected: dict[str, int]) -> None:
 
 
 def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) -> None:
-    corpus = _corpus()
+    corpus = make_corpus()
     exchange.upload(corpus)
 
     report = exchange.run()
 
-    _assert_outcomes(report, _expected(corpus))
+    _assert_outcomes(report, expected_outcomes(corpus))
     assert report["drop_id"] is not None
     rows = exchange.published_rows()
     assert rows.num_rows == report["published"]
@@ -141,7 +60,7 @@ def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) ->
 
 
 def test_rerun_with_nothing_new_publishes_nothing(exchange: Exchange) -> None:
-    exchange.upload(_corpus(flights=3, seed=12))
+    exchange.upload(make_corpus(flights=3, seed=12))
     first = exchange.run()
 
     second = exchange.run()
@@ -154,14 +73,14 @@ def test_rerun_with_nothing_new_publishes_nothing(exchange: Exchange) -> None:
 
 
 def test_defective_travellers_are_quarantined_with_reasons(exchange: Exchange) -> None:
-    corpus = _corpus(flights=10, seed=13, defect_rate=0.08, flight_defect_rate=0.0)
+    corpus = make_corpus(flights=10, seed=13, defect_rate=0.08, flight_defect_rate=0.0)
     planted = sum(bool(t.defects) for f in corpus.flights for t in f.passengers)
     assert planted > 5, "the corpus must plant defects for this test to mean anything"
     exchange.upload(corpus)
 
     report = exchange.run()
 
-    _assert_outcomes(report, _expected(corpus))
+    _assert_outcomes(report, expected_outcomes(corpus))
     quarantine = pq.read_table(
         io.BytesIO(
             get_bytes(
@@ -187,7 +106,7 @@ def test_defective_travellers_are_quarantined_with_reasons(exchange: Exchange) -
 
 
 def test_a_resend_in_a_later_run_publishes_nothing(exchange: Exchange) -> None:
-    corpus = _corpus(flights=4, seed=14)
+    corpus = make_corpus(flights=4, seed=14)
     exchange.upload(corpus)
     first = exchange.run()
     original = corpus.objects[0]
@@ -206,7 +125,7 @@ def test_a_resend_in_a_later_run_publishes_nothing(exchange: Exchange) -> None:
 
 
 def test_a_changed_revision_republishes_that_traveller_only(exchange: Exchange) -> None:
-    corpus = _corpus(flights=6, seed=15)
+    corpus = make_corpus(flights=6, seed=15)
     exchange.upload(corpus)
     first = exchange.run()
     original, revised = _revise_one_traveller(corpus)
@@ -256,7 +175,7 @@ def _revise_one_traveller(corpus: Corpus) -> tuple[bytes, bytes]:
 
 
 def test_two_runs_at_once_publish_each_traveller_once(exchange: Exchange, prefect_api: str) -> None:
-    corpus = _corpus(flights=10, seed=16, resend_rate=0.3)
+    corpus = make_corpus(flights=10, seed=16, resend_rate=0.3)
     assert any(o.is_resend for o in corpus.objects)
     exchange.upload(corpus)
     env = {**os.environ, **exchange.environment(), "PREFECT_API_URL": prefect_api}
@@ -274,7 +193,7 @@ def test_two_runs_at_once_publish_each_traveller_once(exchange: Exchange, prefec
         assert process.returncode == 0, stderr.decode()[-3000:]
     reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
     assert sum(r["objects"]["claimed"] for r in reports) == len(corpus.objects)
-    expected = _expected(corpus)
+    expected = expected_outcomes(corpus)
     assert sum(r["published"] for r in reports) == expected["published"]
     rows = exchange.published_rows()
     assert rows.num_rows == expected["published"]
@@ -282,7 +201,7 @@ def test_two_runs_at_once_publish_each_traveller_once(exchange: Exchange, prefec
 
 
 def test_partner_verify_detects_a_tampered_file(exchange: Exchange) -> None:
-    exchange.upload(_corpus(flights=3, seed=17))
+    exchange.upload(make_corpus(flights=3, seed=17))
     exchange.run()
     partner = exchange.stack.client("partner")
     assert verify_drops(partner, exchange.partner).is_ok
@@ -307,7 +226,7 @@ def test_partner_verify_detects_a_tampered_file(exchange: Exchange) -> None:
 def test_a_crash_before_success_leaves_no_drop_and_the_next_run_completes_it(
     exchange: Exchange, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    corpus = _corpus(flights=4, seed=18)
+    corpus = make_corpus(flights=4, seed=18)
     exchange.upload(corpus)
 
     def crash(self: PublishLock, generation: int) -> bool:
@@ -329,5 +248,5 @@ def test_a_crash_before_success_leaves_no_drop_and_the_next_run_completes_it(
     assert report["objects"]["claimed"] == 0
     completed = verify_drops(partner, exchange.partner)
     assert completed.is_ok
-    assert completed.as_dict()["rows"] == _expected(corpus)["published"]
+    assert completed.as_dict()["rows"] == expected_outcomes(corpus)["published"]
     assert completed.pending == []

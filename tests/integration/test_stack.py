@@ -10,9 +10,10 @@ import botocore.exceptions
 import pytest
 
 from manifest_exchange.config import S3Settings
-from manifest_exchange.storage.s3 import S3Client, make_client, put_bytes, sha256_b64
+from manifest_exchange.storage.s3 import S3Client, exists, make_client, put_bytes, sha256_b64
 from manifest_exchange.storage.stack import (
     BUCKETS,
+    IDENTITY_ACTIONS,
     PARTNER_BUCKET,
     SOURCE_BUCKET,
     STATE_BUCKET,
@@ -52,7 +53,7 @@ def test_credentials_are_generated_private_and_distinct(embedded_stack: Embedded
     assert stat.S_IMODE(mode) == 0o600
     creds = json.loads(embedded_stack.credentials_file.read_text())
     secrets = [c["secret_access_key"] for c in creds.values()]
-    assert len(set(secrets)) == len(secrets) == 4
+    assert len(set(secrets)) == len(secrets) == len(IDENTITY_ACTIONS)
     env = (embedded_stack.root / "partner.env").read_text()
     assert "AWS_ENDPOINT_URL_S3=http://127.0.0.1:" in env
 
@@ -101,6 +102,20 @@ def test_loader_writes_source_only(seeded: EmbeddedStack) -> None:
         == "AccessDenied"
     )
     assert error_code(lambda: put_bytes(loader, PARTNER_BUCKET, "x", b"x")) == "AccessDenied"
+
+
+def test_retention_deletes_manifests_but_cannot_touch_drops(seeded: EmbeddedStack) -> None:
+    retention = seeded.client("retention")
+    put_bytes(seeded.client("loader"), SOURCE_BUCKET, "paxlst/expired.edi", b"UNH+1'")
+    retention.delete_object(Bucket=SOURCE_BUCKET, Key="paxlst/expired.edi")
+    assert not exists(retention, SOURCE_BUCKET, "paxlst/expired.edi")
+    assert (
+        error_code(
+            lambda: retention.delete_object(Bucket=PARTNER_BUCKET, Key="v1/drops/seed/_SUCCESS")
+        )
+        == "AccessDenied"
+    )
+    assert error_code(lambda: retention.list_objects_v2(Bucket=PARTNER_BUCKET)) == "AccessDenied"
 
 
 def test_a_wrong_secret_is_rejected(embedded_stack: EmbeddedStack) -> None:

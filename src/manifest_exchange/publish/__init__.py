@@ -173,6 +173,10 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+# Writes the ledger's done markers for a drop's source objects: (ledger outcomes, drop id).
+FinishLedger = Callable[[list[dict[str, Any]], str], None]
+
+
 class DropPublisher:
     """Stages, publishes and recovers drops.
 
@@ -209,7 +213,7 @@ class DropPublisher:
     def publish(
         self,
         drop: Drop,
-        finish_ledger: Callable[[list[dict[str, Any]]], None],
+        finish_ledger: FinishLedger,
         *,
         before_success: Callable[[], None] | None = None,
     ) -> None:
@@ -217,7 +221,8 @@ class DropPublisher:
 
         Args:
             drop: from :func:`build_drop`, with ``ledger_outcomes`` filled in.
-            finish_ledger: writes the ledger's done markers from ``ledger_outcomes``.
+            finish_ledger: writes the ledger's done markers from ``ledger_outcomes``, naming
+                the drop they went into.
             before_success: called after the data files and manifest, before ``_SUCCESS``
                 (the flow checks it still holds the publish lock here).
         """
@@ -263,7 +268,7 @@ class DropPublisher:
         drop_id: str,
         index: pa.Table,
         ledger_outcomes: list[dict[str, Any]],
-        finish_ledger: Callable[[list[dict[str, Any]]], None],
+        finish_ledger: FinishLedger,
     ) -> None:
         put_bytes(
             self.client,
@@ -271,7 +276,7 @@ class DropPublisher:
             self.index_root.key(f"{drop_id}.parquet"),
             parquet_bytes(index),
         )
-        finish_ledger(ledger_outcomes)
+        finish_ledger(ledger_outcomes, drop_id)
         folder = S3Location(self.staging.bucket, self.staging.key(drop_id))
         delete_keys(
             self.client, folder.bucket, [info.key for info in iter_objects(self.client, folder)]
@@ -279,9 +284,7 @@ class DropPublisher:
 
     # -- recovery --------------------------------------------------------------------------------
 
-    def recover_staged_drops(
-        self, finish_ledger: Callable[[list[dict[str, Any]]], None]
-    ) -> list[str]:
+    def recover_staged_drops(self, finish_ledger: FinishLedger) -> list[str]:
         """Complete every drop a crashed run staged; return their ids. Hold the lock."""
         staged: dict[str, list[str]] = {}
         for info in iter_objects(self.client, self.staging):

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey, Settings
 from manifest_exchange.ingest import ObjectToRead, ParsedManifests
-from manifest_exchange.publish import DropPublisher, parquet_bytes
+from manifest_exchange.publish import DropPublisher, drops_root, parquet_bytes
 from manifest_exchange.quality import SuiteResult
 from manifest_exchange.storage.ledger import (
     Claim,
@@ -98,6 +98,13 @@ class RunContext:
 
     def run_folder(self) -> S3Location:
         return S3Location(self.state.bucket, self.state.key("runs", self.run_id))
+
+    def quarantine_folder(self) -> S3Location:
+        return S3Location(self.state.bucket, self.state.key("quarantine", self.run_id))
+
+    def drop_location(self, drop_id: str) -> S3Location:
+        root = drops_root(self.partner, self.agreement.schema_version)
+        return S3Location(root.bucket, root.key(drop_id))
 
 
 def objects_to_read(claims: list[Claim]) -> list[ObjectToRead]:
@@ -182,6 +189,55 @@ class QualitySummary:
         return dict(self.suites)
 
 
+def quarantined_messages(messages: pa.Table, message_issues: pa.Table) -> pa.Table:
+    """Messages that could not be read or failed an error check, with ``failed_checks``."""
+    errors = message_issues.filter(pc.equal(message_issues["severity"], "error"))
+    failed_checks: dict[str, list[str]] = defaultdict(list)
+    for row in errors.to_pylist():
+        failed_checks[row["row_id"]].append(row["check_name"])
+    checks = pa.array(
+        [failed_checks.get(m) for m in messages["message_id"].to_pylist()], pa.list_(pa.string())
+    )
+    with_checks = messages.append_column("failed_checks", checks)
+    return with_checks.filter(
+        pc.or_(pc.is_valid(with_checks["parse_error"]), pc.is_valid(with_checks["failed_checks"]))
+    )
+
+
+def quarantine_listing(
+    outcomes: pa.Table, messages: pa.Table, message_issues: pa.Table, *, limit: int = 500
+) -> tuple[list[dict[str, Any]], int]:
+    """What was quarantined and why, for an operator: ids and reasons, never personal data.
+
+    Returns up to ``limit`` rows (whole messages first, then travellers) and the total count.
+    """
+    rows: list[dict[str, Any]] = []
+    for message in quarantined_messages(messages, message_issues).to_pylist():
+        reasons = [message["parse_error"]] if message["parse_error"] else []
+        rows.append(
+            {
+                "item": "message",
+                "id": message["message_id"],
+                "flight_key": message.get("flight_key"),
+                "object_key": message["object_key"],
+                "reasons": ", ".join(reasons + (message["failed_checks"] or [])),
+            }
+        )
+    travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
+    columns = travellers.select(["record_id", "flight_key", "object_key", "reasons"])
+    for traveller in columns.to_pylist():
+        rows.append(
+            {
+                "item": "traveller",
+                "id": traveller["record_id"],
+                "flight_key": traveller["flight_key"],
+                "object_key": traveller["object_key"],
+                "reasons": ", ".join(traveller["reasons"] or []),
+            }
+        )
+    return rows[:limit], len(rows)
+
+
 def write_quarantine(
     context: RunContext,
     parsed: ParsedManifests,
@@ -194,19 +250,9 @@ def write_quarantine(
     A message is quarantined as a whole when it could not be read or failed an error check
     of the message suite; its rows in ``messages.parquet`` list those checks.
     """
-    folder = S3Location(context.state.bucket, context.state.key("quarantine", context.run_id))
+    folder = context.quarantine_folder()
     travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
-    errors = message_issues.filter(pc.equal(message_issues["severity"], "error"))
-    failed_checks: dict[str, list[str]] = defaultdict(list)
-    for row in errors.to_pylist():
-        failed_checks[row["row_id"]].append(row["check_name"])
-    checks = pa.array(
-        [failed_checks.get(m) for m in messages["message_id"].to_pylist()], pa.list_(pa.string())
-    )
-    with_checks = messages.append_column("failed_checks", checks)
-    bad_messages = with_checks.filter(
-        pc.or_(pc.is_valid(with_checks["parse_error"]), pc.is_valid(with_checks["failed_checks"]))
-    )
+    bad_messages = quarantined_messages(messages, message_issues)
     items = []
     for name, table in (
         ("travellers", travellers),
@@ -237,6 +283,19 @@ def upload_folder(context: RunContext, local: Path, name: str) -> int:
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         put_bytes(context.client, folder.bucket, key, data, content_type=content_type)
     return len(items)
+
+
+def data_docs_url(context: RunContext, name: str = "data-docs", expires_s: int = 7 * 86400) -> str:
+    """A time-limited URL of the run's Data Docs index (they hold no personal data)."""
+    url: str = context.client.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": context.state.bucket,
+            "Key": context.run_folder().key(name, "index.html"),
+        },
+        ExpiresIn=expires_s,
+    )
+    return url
 
 
 def build_report(
@@ -270,6 +329,8 @@ def build_report(
         "finished_at": dt.datetime.now(dt.UTC).isoformat(),
         "drop_id": drop_id,
         "drop_rows": drop_rows,
+        "drop_uri": str(context.drop_location(drop_id)) if drop_id else None,
+        "quarantine_uri": str(context.quarantine_folder()),
         "recovered_drops": recovered_drops,
         "objects": {
             "listed": discovery.listed if discovery else 0,

@@ -24,22 +24,23 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from manifest_exchange.storage.s3 import (
     ObjectInfo,
     S3Client,
     S3Location,
     create_if_absent,
+    get_many,
     iter_objects,
     put_bytes,
 )
 
 log = logging.getLogger(__name__)
 
-_CLAIM_PREFIX = "claim-"
+CLAIM_PREFIX = "claim-"
 _CONCURRENCY = 16
-_DONE = "done.json"
+DONE = "done.json"
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,24 @@ class Claim:
 
 @dataclass(frozen=True)
 class Discovery:
-    """What listing the source found, before claiming."""
+    """What listing the source found, before claiming.
+
+    Attributes:
+        listed: objects under the source location.
+        done: of those, already processed.
+        claimed_by_others: claimed by another run that is still within the claim timeout.
+        candidates: object versions to claim, each with the next free claim number.
+        own_claims: claims this run already holds (made by an earlier attempt of a task
+            that was retried), so a retry carries on with them instead of waiting them out.
+        outside_window: objects skipped because they landed outside the requested window.
+    """
 
     listed: int
     done: int
     claimed_by_others: int
-    candidates: list[tuple[SourceRef, int]]  # with the next free claim number
+    candidates: list[tuple[SourceRef, int]]
+    own_claims: list[Claim] = field(default_factory=list)
+    outside_window: int = 0
 
 
 class LockTimeoutError(RuntimeError):
@@ -98,32 +111,76 @@ class Ledger:
     def _entry_prefix(self, bucket: str, key: str, etag: str) -> str:
         return self.state.key("ledger", bucket, key, etag)
 
-    def discover(self, source: S3Location) -> Discovery:
-        """List ``source`` and its ledger; return the object versions that need processing."""
+    def discover(
+        self,
+        source: S3Location,
+        *,
+        run_id: str | None = None,
+        landed_from: dt.datetime | None = None,
+        landed_until: dt.datetime | None = None,
+    ) -> Discovery:
+        """List ``source`` and its ledger; return the object versions that need processing.
+
+        Args:
+            source: where manifests land.
+            run_id: the discovering run; its own live claims come back as ``own_claims``.
+            landed_from: skip objects that landed (were last written) before this time.
+            landed_until: skip objects that landed at or after this time.
+        """
         objects = list(iter_objects(self.client, source))
-        entries = self._ledger_entries(source)
+        entries = self.entries(source)
         candidates: list[tuple[SourceRef, int]] = []
-        done = claimed = 0
+        live_claims: list[tuple[SourceRef, ObjectInfo]] = []
+        done = outside = 0
         now = _now()
         for info in objects:
             if info.key.endswith("/"):
                 continue  # folder markers some tools create
+            if (landed_from and info.last_modified < landed_from) or (
+                landed_until and info.last_modified >= landed_until
+            ):
+                outside += 1
+                continue
             files = entries.get((info.key, info.etag), {})
-            if _DONE in files:
+            if DONE in files:
                 done += 1
                 continue
-            claims = sorted(name for name in files if name.startswith(_CLAIM_PREFIX))
+            ref = SourceRef(source.bucket, info.key, info.etag, info.size)
+            claims = sorted(name for name in files if name.startswith(CLAIM_PREFIX))
             if claims:
                 latest = files[claims[-1]]
                 age_s = (now - latest.last_modified).total_seconds()
                 if age_s < self.claim_timeout_s:
-                    claimed += 1
+                    live_claims.append((ref, latest))
                     continue
-            ref = SourceRef(source.bucket, info.key, info.etag, info.size)
             candidates.append((ref, len(claims) + 1))
-        return Discovery(len(objects), done, claimed, candidates)
+        own = self._own_claims(live_claims, run_id) if run_id else []
+        return Discovery(
+            listed=len(objects),
+            done=done,
+            claimed_by_others=len(live_claims) - len(own),
+            candidates=candidates,
+            own_claims=own,
+            outside_window=outside,
+        )
 
-    def _ledger_entries(self, source: S3Location) -> dict[tuple[str, str], dict[str, ObjectInfo]]:
+    def _own_claims(
+        self, live_claims: list[tuple[SourceRef, ObjectInfo]], run_id: str
+    ) -> list[Claim]:
+        """The live claims made by ``run_id`` (one read per live claim; there are few)."""
+        keys = [info.key for _, info in live_claims]
+        bodies = get_many(self.client, self.state.bucket, keys)
+        own = []
+        for (ref, info), body in zip(live_claims, bodies, strict=True):
+            claim = json.loads(body)
+            if claim.get("run_id") == run_id:
+                number = int(info.key.rsplit(CLAIM_PREFIX, 1)[1].split(".")[0])
+                claimed_at = dt.datetime.fromisoformat(claim["claimed_at"])
+                own.append(Claim(ref, info.key, run_id, claimed_at, is_takeover=number > 1))
+        return own
+
+    def entries(self, source: S3Location) -> dict[tuple[str, str], dict[str, ObjectInfo]]:
+        """(source key, etag) -> (ledger file name -> object) for everything under ``source``."""
         root = self.state.key("ledger", source.bucket)
         listing = S3Location(
             self.state.bucket, self.state.key("ledger", source.bucket, source.prefix)
@@ -143,7 +200,7 @@ class Ledger:
             ref, number = candidate
             claimed_at = _now()
             entry = self._entry_prefix(ref.bucket, ref.key, ref.etag)
-            key = f"{entry}/{_CLAIM_PREFIX}{number:06d}.json"
+            key = f"{entry}/{CLAIM_PREFIX}{number:06d}.json"
             body = {"run_id": run_id, "claimed_at": claimed_at.isoformat(), **asdict(ref)}
             if create_if_absent(
                 self.client, self.state.bucket, key, _json(body), content_type="application/json"
@@ -152,7 +209,19 @@ class Ledger:
             return None
 
         with ThreadPoolExecutor(max_workers=_CONCURRENCY) as pool:
-            return [c for c in pool.map(claim_one, discovery.candidates) if c is not None]
+            claims = [c for c in pool.map(claim_one, discovery.candidates) if c is not None]
+        log.info(
+            "claimed %d of %d candidate objects (%d taken over from stalled runs)",
+            len(claims),
+            len(discovery.candidates),
+            sum(c.is_takeover for c in claims),
+        )
+        return claims
+
+    def read_done(self, entries: list[dict[str, ObjectInfo]]) -> list[dict[str, object]]:
+        """The ``done.json`` bodies of finished entries (as :meth:`entries` returns them)."""
+        keys = [files[DONE].key for files in entries]
+        return [json.loads(body) for body in get_many(self.client, self.state.bucket, keys)]
 
     def finish_many(self, finished: list[tuple[Claim, dict[str, object]]]) -> int:
         """:meth:`finish` for many objects at once; returns how many were newly recorded."""
@@ -162,7 +231,7 @@ class Ledger:
     def finish(self, claim: Claim, outcome: dict[str, object]) -> bool:
         """Record the outcome of a claimed object; False if it was already recorded."""
         ref = claim.source
-        key = f"{self._entry_prefix(ref.bucket, ref.key, ref.etag)}/{_DONE}"
+        key = f"{self._entry_prefix(ref.bucket, ref.key, ref.etag)}/{DONE}"
         body = {**asdict(ref), "run_id": claim.run_id, "finished_at": _now().isoformat(), **outcome}
         return create_if_absent(
             self.client, self.state.bucket, key, _json(body), content_type="application/json"

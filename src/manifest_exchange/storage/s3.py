@@ -27,9 +27,11 @@ __all__ = [
     "S3Location",
     "create_if_absent",
     "delete_keys",
+    "delete_many",
     "exists",
     "get_bytes",
     "get_many",
+    "is_transient_error",
     "iter_objects",
     "make_client",
     "put_bytes",
@@ -159,6 +161,22 @@ def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
         client.delete_object(Bucket=bucket, Key=key)
 
 
+def delete_many(client: S3Client, bucket: str, keys: list[str], *, batch: int = 1000) -> None:
+    """Delete ``keys`` with multi-object deletes, 1,000 a request; fail if any is refused."""
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        answer = client.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+        )
+        refused = answer.get("Errors", [])
+        if refused:
+            first = refused[0]
+            raise RuntimeError(
+                f"{len(refused)} of {len(chunk)} deletes refused in {bucket}, e.g. "
+                f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+            )
+
+
 def get_bytes(client: S3Client, bucket: str, key: str) -> bytes:
     body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
@@ -192,3 +210,43 @@ def put_many(
     """Upload ``(key, data)`` pairs concurrently with checksums."""
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(lambda kv: put_bytes(client, bucket, kv[0], kv[1]), items))
+
+
+# Error codes S3-compatible stores answer when they are overloaded or briefly unavailable.
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+    }
+)
+
+
+def is_transient_error(error: BaseException) -> bool:
+    """True if ``error`` (or what caused it) is a store or network hiccup worth retrying.
+
+    Connection failures, timeouts, 5xx answers and throttling are transient; anything else
+    (access denied, a missing key, bad data, a bug) fails the same way on every attempt.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(
+            current,
+            botocore.exceptions.ConnectionError
+            | botocore.exceptions.HTTPClientError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        if isinstance(current, botocore.exceptions.ClientError):
+            code = current.response.get("Error", {}).get("Code", "")
+            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            return code in _TRANSIENT_CODES or int(status) >= 500
+        current = current.__cause__ or current.__context__
+    return False

@@ -12,7 +12,8 @@ Layout under ``<home>/stack/`` (``home`` is git-ignored):
 
 Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
 ``partner`` can only read its own bucket. ``loader`` stands for the airlines and airports that
-deliver manifests, and ``admin`` is used only here, to create the buckets.
+deliver manifests, ``retention`` is the purge's (the only identity that may delete manifests),
+and ``admin`` is used only here, to create the buckets.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
         *_grants(PARTNER_BUCKET, "Read", "Write", "List"),
     ],
     "partner": _grants(PARTNER_BUCKET, "Read", "List"),
+    # The retention purge deletes processed manifests and old quarantine; nothing else may.
+    "retention": [
+        *_grants(SOURCE_BUCKET, "Read", "Write", "List"),
+        *_grants(STATE_BUCKET, "Read", "Write", "List"),
+    ],
 }
 
 
@@ -154,12 +160,15 @@ class EmbeddedStack:
 
     def credentials(self) -> dict[str, dict[str, str]]:
         """Access keys per identity, generated on first use into an ignored, owner-only file."""
+        creds: dict[str, dict[str, str]] = {}
         if self.credentials_file.is_file():
-            loaded: dict[str, dict[str, str]] = json.loads(self.credentials_file.read_text())
-            if set(loaded) == set(IDENTITY_ACTIONS):
-                return loaded
+            creds = json.loads(self.credentials_file.read_text())
+            if set(creds) == set(IDENTITY_ACTIONS):
+                return creds
+        # Keep the keys that exist (a running store knows them); add identities that are new.
         creds = {
-            name: {
+            name: creds.get(name)
+            or {
                 "access_key_id": f"MX{name.upper()}{secrets.token_hex(6).upper()}",
                 "secret_access_key": secrets.token_urlsafe(30),
             }

@@ -1,0 +1,93 @@
+"""Shared by the integration tests that run the exchange: one test's prefixes, uploads, runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from manifest_exchange.cli import load_exchange_flow, upload_corpus
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.reference import airports
+from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+)
+
+FLIGHT_DATE = dt.date(2026, 12, 1)
+
+
+class Exchange:
+    """One test's prefixes, corpus uploads and flow runs."""
+
+    def __init__(self, stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.stack = stack
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+        self.source = S3Location(SOURCE_BUCKET, self.name)
+        self.locations = {
+            "source": str(self.source),
+            "state": f"s3://{STATE_BUCKET}/{self.name}",
+            "partner": f"s3://{PARTNER_BUCKET}/{self.name}",
+        }
+        self.partner = S3Location(PARTNER_BUCKET, self.name)
+        self.pipeline = stack.client("pipeline")
+        for name, value in self.environment().items():
+            monkeypatch.setenv(name, value)
+        self.flow = load_exchange_flow()
+
+    def environment(self) -> dict[str, str]:
+        return {**self.stack.environment("pipeline"), "MX_CLAIM_TIMEOUT_S": "600"}
+
+    def upload(self, corpus: Corpus) -> None:
+        upload_corpus(corpus, self.source, self.stack.client("loader"))
+
+    def upload_bytes(self, key: str, data: bytes) -> None:
+        put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
+
+    def run(self) -> dict[str, Any]:
+        report: dict[str, Any] = self.flow(**self.locations)
+        return report
+
+    def published_rows(self) -> pa.Table:
+        tables = [
+            pq.read_table(io.BytesIO(get_bytes(self.pipeline, PARTNER_BUCKET, info.key)))
+            for info in iter_objects(self.pipeline, self.partner)
+            if info.key.endswith(".parquet")
+        ]
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def make_corpus(**overrides: Any) -> Corpus:
+    options = {"flights": 8, "seed": 11, "defect_rate": 0.0, "resend_rate": 0.0, **overrides}
+    return generate_day(GeneratorOptions(FLIGHT_DATE, **options))
+
+
+def expected_outcomes(corpus: Corpus) -> dict[str, int]:
+    """Outcome counts from ground truth, for a corpus without structural defects or resends."""
+    table = airports()
+    counts = {"published": 0, "out_of_scope": 0, "duplicates": 0, "quarantined_rows": 0}
+    for flight in corpus.flights:
+        flight_in_scope = table[flight.legs[0].dep].country == "TWN" and any(
+            table[leg.arr].country == "JPN" for leg in flight.legs
+        )
+        for traveller in (*flight.passengers, *flight.crew):
+            in_scope = (
+                flight_in_scope
+                and traveller.party in ("FL", "DDU")
+                and traveller.nationality != "JPN"
+            )
+            if not in_scope:
+                counts["out_of_scope"] += 1
+            elif traveller.defects:
+                counts["quarantined_rows"] += 1
+            else:
+                counts["published"] += 1
+    return counts

@@ -1,0 +1,211 @@
+"""The deployments of prefect.yaml on a real Prefect server, worker and store, as ``make ui``.
+
+Starts ``prefect server start`` (not the test harness), deploys with ``prefect deploy --all``,
+triggers deployments through the API the way the UI does, and checks what an operator sees:
+artifacts, logs (including the package's own loggers, and no personal data) and alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from exchange_support import make_corpus
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from manifest_exchange.cli import upload_corpus
+from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.orchestration.alerts import read_alerts
+from manifest_exchange.orchestration.local_prefect import LocalPrefect, Locations, free_port
+from manifest_exchange.paths import PROJECT_ROOT
+from manifest_exchange.publish.partner import verify_drops
+from manifest_exchange.storage.s3 import S3Location, iter_objects
+from manifest_exchange.storage.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Deployed:
+    def __init__(self, stack: EmbeddedStack, local: LocalPrefect, name: str) -> None:
+        self.stack = stack
+        self.local = local
+        self.source = S3Location(SOURCE_BUCKET, name)
+        self.partner = S3Location(PARTNER_BUCKET, name)
+        self.locations = Locations(
+            source=str(self.source),
+            state=f"s3://{STATE_BUCKET}/{name}",
+            partner=str(self.partner),
+        )
+
+    def run(self, deployment: str, **parameters: Any) -> FlowRun:
+        with temporary_settings(updates={PREFECT_API_URL: self.local.api_url}):
+            run = run_deployment(deployment, parameters=parameters, timeout=600)
+        assert isinstance(run, FlowRun)
+        return run
+
+    def artifacts(self, run: FlowRun) -> dict[str, Any]:
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.local.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            found = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+            )
+        return {artifact.key: artifact for artifact in found if artifact.key}
+
+    def logs(self, run: FlowRun) -> list[tuple[str, str]]:
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.local.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            found = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id]))
+            )
+        return [(log.name, log.message) for log in found]
+
+    def upload(self, corpus: Corpus, prefix: str = "") -> None:
+        where = S3Location(self.source.bucket, self.source.key(prefix))
+        upload_corpus(corpus, where, self.stack.client("loader"))
+
+
+@pytest.fixture(scope="module")
+def deployed(embedded_stack: EmbeddedStack) -> Iterator[Deployed]:
+    local = LocalPrefect(embedded_stack.root.parent, PROJECT_ROOT, port=free_port(), serve_ui=False)
+    setup = Deployed(embedded_stack, local, f"ui{uuid.uuid4().hex[:8]}")
+    processes = local.up(
+        embedded_stack,
+        locations=setup.locations,
+        retain_days=0,
+        schedules_active=False,  # runs only when a test triggers them
+    )
+    try:
+        yield setup
+    finally:
+        stopped = local.down()
+        assert set(stopped) == {"server", "worker", "alerts"}
+        for pid in (processes.server_pid, processes.worker_pid, processes.alerts_pid):
+            assert pid is not None
+            assert not _running(pid)
+
+
+def _state(run: FlowRun) -> str:
+    return run.state.type.value if run.state else "NONE"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _personal_values(corpus: Corpus) -> set[str]:
+    values = set()
+    for flight in corpus.flights:
+        for traveller in (*flight.passengers, *flight.crew):
+            values.add(traveller.doc_number)
+            values.add(traveller.date_of_birth.isoformat())
+            values.add(traveller.surname)
+    return {v for v in values if len(v) >= 4}
+
+
+def _leaks(texts: list[str], personal: set[str]) -> list[str]:
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(personal))) + r")\b")
+    return [match for text in texts for match in pattern.findall(text)]
+
+
+def test_exchange_deployment_publishes_and_shows_the_run(deployed: Deployed) -> None:
+    corpus = make_corpus(flights=4, seed=41, defect_rate=0.05)
+    deployed.upload(corpus)
+
+    run = deployed.run("exchange_manifests/tw-jp-exchange")
+
+    assert _state(run) == "COMPLETED"
+    verified = verify_drops(deployed.stack.client("partner"), deployed.partner)
+    assert verified.is_ok
+    assert len(verified.drops) == 1
+    artifacts = deployed.artifacts(run)
+    assert {"exchange-run-report", "exchange-progress", "exchange-data-docs"} <= set(artifacts)
+    report = artifacts["exchange-run-report"].data
+    assert verified.drops[0].drop_id in report
+    assert f"{verified.drops[0].rows} records" in report
+    assert artifacts["exchange-progress"].data == pytest.approx(100.0)
+    if "exchange-quarantine" in artifacts:
+        rows = json.loads(artifacts["exchange-quarantine"].data)
+        assert rows
+        assert all(row["reasons"] for row in rows)
+    logs = deployed.logs(run)
+    assert any(name.startswith("manifest_exchange") for name, _ in logs), "package logs missing"
+    assert any(name.startswith("prefect.task_runs") for name, _ in logs)
+    texts = [message for _, message in logs] + [str(a.data) for a in artifacts.values()]
+    assert not _leaks(texts, _personal_values(corpus))
+
+
+def test_backfill_takes_only_its_prefix(deployed: Deployed) -> None:
+    deployed.upload(make_corpus(flights=2, seed=42), prefix="backfill-2026-12-02")
+    deployed.upload(make_corpus(flights=1, seed=43), prefix="elsewhere")
+
+    run = deployed.run("backfill_manifests/tw-jp-backfill", prefix="backfill-2026-12-02")
+
+    assert _state(run) == "COMPLETED"
+    report = deployed.artifacts(run)["exchange-run-report"].data
+    claimed = len(
+        list(
+            iter_objects(
+                deployed.stack.client("loader"),
+                S3Location(SOURCE_BUCKET, deployed.source.key("backfill-2026-12-02")),
+            )
+        )
+    )
+    assert f"{claimed} claimed" in report
+    assert len(verify_drops(deployed.stack.client("partner"), deployed.partner).drops) >= 1
+
+
+def test_reconcile_then_retention_deployments(deployed: Deployed) -> None:
+    deployed.upload(make_corpus(flights=1, seed=44), prefix="tidy")
+    deployed.run("exchange_manifests/tw-jp-exchange")
+
+    reconciled = deployed.run("reconcile_exchange/tw-jp-reconcile")
+    purged = deployed.run("purge_retention/tw-jp-retention")
+
+    assert _state(reconciled) == "COMPLETED"
+    assert "consistent" in deployed.artifacts(reconciled)["reconciliation"].data
+    assert _state(purged) == "COMPLETED"
+    assert "retention-purge" in deployed.artifacts(purged)
+    # retain_days is 0 here: every processed manifest is gone, the partner's drops are not.
+    assert not list(iter_objects(deployed.stack.client("retention"), deployed.source))
+    assert verify_drops(deployed.stack.client("partner"), deployed.partner).is_ok
+
+
+def test_a_failed_run_sends_an_alert(deployed: Deployed) -> None:
+    run = deployed.run("exchange_manifests/tw-jp-exchange", agreement="no-such-agreement")
+
+    assert _state(run) == "FAILED"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        alerts = [a for a in read_alerts(deployed.local.alerts_file) if str(run.id) in str(a)]
+        if alerts:
+            break
+        time.sleep(1)
+    assert alerts, "the failure automation did not call the webhook"
+    assert "no-such-agreement" in alerts[0]["body"]["body"]

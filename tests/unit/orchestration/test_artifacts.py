@@ -1,0 +1,120 @@
+"""The run report as the Prefect UI shows it, and the quarantine listing beside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from manifest_exchange.orchestration.artifacts import run_report_markdown
+from manifest_exchange.runs import quarantine_listing
+from manifest_exchange.transform import ISSUES_SCHEMA
+
+
+def _report(**overrides: Any) -> dict[str, Any]:
+    report = {
+        "run_id": "run-1",
+        "agreement": "tw-jp",
+        "drop_id": "20261201T000000Z-abc",
+        "drop_rows": 3,
+        "drop_uri": "s3://partner-drops/tw-jp/v1/drops/20261201T000000Z-abc",
+        "objects": {
+            "listed": 2,
+            "already_processed": 0,
+            "claimed": 2,
+            "taken_over": 0,
+            "claimed_by_other_runs": 0,
+            "unreadable": 0,
+        },
+        "travellers": 6,
+        "published": 3,
+        "out_of_scope": 1,
+        "duplicates": 1,
+        "quarantined_rows": 1,
+        "per_flight": {
+            "CI0100-TPE-NRT-20261201": {
+                "published": 3,
+                "out_of_scope": 1,
+                "duplicate": 1,
+                "quarantined": 1,
+            }
+        },
+        "validation": {
+            "paxlst_travellers": {
+                "rows": 5,
+                "checks": 15,
+                "failed": {"sex_code": {"severity": "error", "rows": 1}},
+            }
+        },
+        "timings_s": {"parse": 0.5},
+        "report_uri": "s3://exchange-state/tw-jp/runs/run-1/report.json",
+    }
+    return {**report, **overrides}
+
+
+def test_report_names_the_drop_counts_flights_and_failed_checks() -> None:
+    markdown = run_report_markdown(_report())
+
+    assert "`20261201T000000Z-abc`: 3 records at `s3://partner-drops/" in markdown
+    assert "| 6 | 3 | 1 | 1 | 1 |" in markdown
+    assert "| CI0100-TPE-NRT-20261201 | 3 | 1 | 1 | 1 |" in markdown
+    assert "| paxlst_travellers | sex_code | error | 1 |" in markdown
+
+
+def test_report_without_a_drop_says_so_and_long_flight_lists_are_cut() -> None:
+    flights = {
+        f"F{i:04d}": {"published": 0, "out_of_scope": 1, "duplicate": 0, "quarantined": 0}
+        for i in range(5)
+    }
+    markdown = run_report_markdown(_report(drop_id=None, per_flight=flights), max_flights=2)
+
+    assert "none (nothing new to publish)" in markdown
+    assert "| F0001 |" in markdown
+    assert "| F0002 |" not in markdown
+    assert "3 more flights" in markdown
+
+
+def test_quarantine_listing_has_ids_and_reasons_only() -> None:
+    outcomes = pa.table(
+        {
+            "record_id": ["r1", "r2"],
+            "flight_key": ["F1", "F1"],
+            "object_key": ["a.edi", "a.edi"],
+            "outcome": ["quarantined", "published"],
+            "reasons": [["sex_code", "document_expired"], []],
+            "surname": ["SECRET", "HIDDEN"],
+        }
+    )
+    messages = pa.table(
+        {
+            "message_id": ["b.edi#1", "a.edi#1"],
+            "object_key": ["b.edi", "a.edi"],
+            "flight_key": [None, "F1"],
+            "parse_error": ["truncated", None],
+        }
+    )
+    issues = pa.table(
+        {"row_id": ["a.edi#1"], "check_name": ["flight_warning"], "severity": ["warning"]},
+        schema=ISSUES_SCHEMA,
+    )
+
+    rows, total = quarantine_listing(outcomes, messages, issues)
+
+    assert total == 2
+    assert rows == [
+        {
+            "item": "message",
+            "id": "b.edi#1",
+            "flight_key": None,
+            "object_key": "b.edi",
+            "reasons": "truncated",
+        },
+        {
+            "item": "traveller",
+            "id": "r1",
+            "flight_key": "F1",
+            "object_key": "a.edi",
+            "reasons": "sex_code, document_expired",
+        },
+    ]
+    assert "SECRET" not in str(rows)
