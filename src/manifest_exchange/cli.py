@@ -7,6 +7,7 @@ Commands:
     run                        the exchange flow (Prefect) over new manifests -> a partner drop
     partner verify|fetch       the partner's side: check drops, download them
     ui up|down|status          local Prefect server, worker and deployments (``make ui``)
+    audit                      prove the exactly-once invariants over source, ledger and drops
     demo                       the end-to-end demonstration on the embedded stack
 """
 
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError
+from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError, load_agreement
 from manifest_exchange.config import Settings
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
 from manifest_exchange.paths import FLOWS_DIR
@@ -144,6 +145,18 @@ def _argument_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--to", required=True, type=Path, help="local folder")
     fetch.set_defaults(handler=_partner_fetch)
 
+    audit = commands.add_parser(
+        "audit", help="every traveller accounted once, every record published once"
+    )
+    audit.add_argument("--source", required=True, help="s3://bucket/prefix of manifests")
+    audit.add_argument("--state", required=True, help="s3://bucket/prefix of the pipeline state")
+    audit.add_argument("--partner", help="s3://bucket/prefix of drops (default: the agreement's)")
+    audit.add_argument("--agreement", default=DEFAULT_AGREEMENT, help="name or TOML path")
+    audit.add_argument(
+        "--grace-minutes", type=float, default=10, help="how long new objects may wait"
+    )
+    audit.set_defaults(handler=_audit)
+
     ui = commands.add_parser("ui", help="local Prefect server, worker and deployments")
     ui.add_argument("action", choices=["up", "down", "status"])
     ui.add_argument("--port", type=int, default=int(os.environ.get("MX_UI_PORT", "4200")))
@@ -190,6 +203,25 @@ def _stack(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print("\n".join(stack.env_lines(args.identity)))
     return 0
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def _audit(args: argparse.Namespace, settings: Settings) -> int:
+    from manifest_exchange.operations.audit import audit
+
+    agreement = load_agreement(args.agreement)
+    report = audit(
+        make_client(settings.s3),
+        source=S3Location.parse(args.source),
+        state=S3Location.parse(args.state),
+        partner=S3Location.parse(args.partner or agreement.partner_location),
+        agreement=agreement,
+        grace=dt.timedelta(minutes=args.grace_minutes),
+    )
+    print(json.dumps(report.as_dict(), indent=1))
+    return 0 if report.ok else 1
 
 
 # -- ui -----------------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The exactly-once audit (``manifest-exchange audit``) on real runs, then with planted faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from exchange_support import Exchange, make_corpus
+
+from manifest_exchange.agreements import load_agreement
+from manifest_exchange.cli import main
+from manifest_exchange.operations.audit import AuditReport, audit
+from manifest_exchange.publish import SUCCESS_MARKER, drops_root
+from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.stack import PARTNER_BUCKET, STATE_BUCKET
+
+pytestmark = pytest.mark.integration
+
+
+def _audit(exchange: Exchange, *, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
+    return audit(
+        exchange.pipeline,
+        source=exchange.source,
+        state=S3Location(STATE_BUCKET, exchange.name),
+        partner=exchange.partner,
+        agreement=load_agreement("tw-jp"),
+        now=dt.datetime.now(dt.UTC) + later,
+    )
+
+
+def test_audit_holds_after_runs_with_defects_and_resends(exchange: Exchange) -> None:
+    exchange.upload(make_corpus(flights=5, seed=51, defect_rate=0.05, resend_rate=0.2))
+    first = exchange.run()
+    exchange.upload(make_corpus(flights=2, seed=52))
+    second = exchange.run()
+
+    report = _audit(exchange)
+
+    assert report.ok, report.as_dict()
+    assert report.source_objects == report.ledger_outcomes == report.objects_recounted
+    assert report.published_rows == first["published"] + second["published"]
+    assert report.drops_verified == 2
+
+
+def test_audit_finds_a_republished_drop_an_orphan_and_a_miscount(exchange: Exchange) -> None:
+    exchange.upload(make_corpus(flights=3, seed=53))
+    report = exchange.run()
+    root = drops_root(exchange.partner)
+    drop = S3Location(root.bucket, root.key(report["drop_id"]))
+    # The same records published a second time under another drop id:
+    copy = S3Location(root.bucket, root.key("20990101T000000Z-copy"))
+    for info in iter_objects(exchange.pipeline, drop):
+        relative = info.key[len(drop.prefix) + 1 :]
+        data = get_bytes(exchange.pipeline, PARTNER_BUCKET, info.key)
+        if relative == "manifest.json":
+            data = data.replace(report["drop_id"].encode(), b"20990101T000000Z-copy")
+        put_bytes(exchange.pipeline, PARTNER_BUCKET, copy.key(relative), data)
+    # A publish that never completed:
+    put_bytes(exchange.pipeline, PARTNER_BUCKET, root.key("20990102T000000Z-orphan", "x"), b"x")
+    # A ledger outcome that lost a traveller:
+    done_key = next(
+        info.key
+        for info in iter_objects(exchange.pipeline, S3Location(STATE_BUCKET, exchange.name))
+        if info.key.endswith("done.json")
+    )
+    done = json.loads(get_bytes(exchange.pipeline, STATE_BUCKET, done_key))
+    outcome = max(done["travellers"], key=lambda name: done["travellers"][name])
+    done["travellers"][outcome] -= 1
+    put_bytes(exchange.pipeline, STATE_BUCKET, done_key, json.dumps(done).encode())
+
+    found = _audit(exchange, later=dt.timedelta(hours=1))
+
+    assert not found.ok
+    assert len(found.duplicate_publications) == report["published"]
+    assert {tuple(d["drops"]) for d in found.duplicate_publications} == {
+        (report["drop_id"], "20990101T000000Z-copy")
+    }
+    assert found.published_rows == 2 * found.ledger_published
+    assert found.orphan_drops == ["20990102T000000Z-orphan"]
+    assert len(found.miscounted_objects) == 1
+    miscount = found.miscounted_objects[0]
+    assert miscount["travellers"] == miscount["accounted"] + 1
+    assert copy.key(SUCCESS_MARKER) in [i.key for i in iter_objects(exchange.pipeline, copy)]
+
+
+def test_audit_command_exits_non_zero_on_an_unprocessed_old_object(
+    exchange: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exchange.upload(make_corpus(flights=1, seed=54))
+    exchange.run()
+    arguments = [
+        "audit",
+        "--source",
+        str(exchange.source),
+        "--state",
+        f"s3://{STATE_BUCKET}/{exchange.name}",
+        "--partner",
+        str(exchange.partner),
+    ]
+    assert main(arguments) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    late = make_corpus(flights=1, seed=55)
+    exchange.upload(late)
+
+    assert main([*arguments, "--grace-minutes", "0"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["ok"] is False
+    assert len(printed["miscounted_objects"]) == len(late.objects)
+    assert all(m["accounted"] == 0 for m in printed["miscounted_objects"])
