@@ -6,10 +6,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from manifest_exchange.storage.stack import EmbeddedStack, StackPorts
+
+if TYPE_CHECKING:
+    from exchange_support import Exchange
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -44,3 +48,13 @@ def prefect_api() -> Iterator[str]:
         url = PREFECT_API_URL.value()
         assert url, "the Prefect test harness did not set an API URL"
         yield str(url)
+
+
+@pytest.fixture
+def exchange(
+    embedded_stack: EmbeddedStack, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> Exchange:
+    """One test's prefixes in the shared store, with the pipeline's environment set."""
+    from exchange_support import Exchange  # after the Prefect settings above
+
+    return Exchange(embedded_stack, monkeypatch)

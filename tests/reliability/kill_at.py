@@ -1,0 +1,49 @@
+"""Run ``manifest-exchange`` and SIGKILL the process at one stage boundary.
+
+``python kill_at.py <point> run --source ... --state ... --partner ...``. The kill is real
+(no ``finally`` blocks, no lock release, no Prefect state change), placed exactly by wrapping
+the function that ends the stage; nothing in the pipeline knows about it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import manifest_exchange.publish as publish
+from manifest_exchange import ingest
+from manifest_exchange.storage import ledger
+from manifest_exchange.storage.stack import PARTNER_BUCKET
+
+
+def _kill_after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: True) -> None:
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if when(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+POINTS: dict[str, Callable[[], None]] = {
+    "after-claim": lambda: _kill_after(ledger.Ledger, "claim"),
+    "after-parse": lambda: _kill_after(ingest, "read_manifests"),
+    # The partner's data files are written, the manifest and _SUCCESS are not.
+    "after-data-files": lambda: _kill_after(
+        publish, "put_many", lambda client, bucket, items, **_: bucket == PARTNER_BUCKET
+    ),
+    # Data files and manifest written; the lock check right before _SUCCESS is the last step.
+    "before-success": lambda: _kill_after(ledger.PublishLock, "is_held_by"),
+}
+
+if __name__ == "__main__":
+    POINTS[sys.argv[1]]()
+    from manifest_exchange.cli import main
+
+    sys.exit(main(sys.argv[2:]))

@@ -1,0 +1,219 @@
+"""Faults against the real store and Prefect: nothing lost, nothing duplicated, no partial drop.
+
+Every scenario ends with the exactly-once audit (``manifest-exchange audit``) and a check
+against the generator's ground truth, so "the run failed cleanly and the next one finished
+the work" is proven, not assumed. Timeouts for abandoned claims and locks are set to seconds
+so that take-overs happen within the test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from faulty_proxy import FaultyProxy
+
+from exchange_support import Exchange, expected_outcomes, make_corpus
+from manifest_exchange.agreements import load_agreement
+from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.operations.audit import AuditReport, audit
+from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.storage.s3 import S3Location, iter_objects
+from manifest_exchange.storage.stack import STATE_BUCKET, EmbeddedStack
+
+pytestmark = pytest.mark.integration
+
+TAKEOVER_S = 3.0
+KILLER = Path(__file__).with_name("kill_at.py")
+
+
+@pytest.fixture
+def quick_takeover(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> Exchange:
+    """Abandoned claims and locks may be taken over after seconds instead of minutes."""
+    monkeypatch.setenv("MX_CLAIM_TIMEOUT_S", str(TAKEOVER_S))
+    monkeypatch.setenv("MX_LOCK_TIMEOUT_S", str(TAKEOVER_S))
+    return exchange
+
+
+def _audit(exchange: Exchange, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
+    return audit(
+        exchange.pipeline,
+        source=exchange.source,
+        state=S3Location(STATE_BUCKET, exchange.name),
+        partner=exchange.partner,
+        agreement=load_agreement("tw-jp"),
+        now=dt.datetime.now(dt.UTC) + later,
+    )
+
+
+def _settle(exchange: Exchange, max_runs: int = 6) -> list[str]:
+    """Run until every object has an outcome; returns one entry per run ("ok" or its error)."""
+    failures: list[str] = []
+    for _ in range(max_runs):
+        time.sleep(TAKEOVER_S + 0.5)  # let what a failed or killed run held expire
+        try:
+            exchange.run()
+            failures.append("ok")
+        except Exception as error:  # a failed run is allowed; losing work is not
+            failures.append(type(error).__name__)
+        state = _audit(exchange)
+        if not state.not_yet_processed and not state.miscounted_objects:
+            return failures
+    raise AssertionError(f"work still unfinished after {max_runs} runs: {failures}")
+
+
+def _assert_exactly_once(
+    exchange: Exchange, corpus: Corpus, fault: str, runs: int, partial_seen: int = 0
+) -> None:
+    """Audit, compare with ground truth, and print the row of the faults table."""
+    report = _audit(exchange, later=dt.timedelta(hours=1))
+    expected = expected_outcomes(corpus)
+    lost = max(0, expected["published"] - report.published_rows) + sum(
+        m["travellers"] - m["accounted"] for m in report.miscounted_objects
+    )
+    duplicated = len(report.duplicate_publications)
+    print(
+        f"\nFAULTS | {fault} | {runs} | {sum(expected.values())} | {lost} | {duplicated} "
+        f"| {partial_seen + len(report.drop_problems)} |"
+    )
+    assert report.ok, report.as_dict()
+    assert report.published_rows == expected["published"]
+    assert report.ledger_published == expected["published"]
+    partner = verify_drops(exchange.stack.client("partner"), exchange.partner)
+    assert partner.is_ok
+    assert partner.pending == []
+
+
+def _cli_command(exchange: Exchange, *prefix: str) -> list[str]:
+    command = [sys.executable, *prefix, "run", "--json"]
+    for name, value in exchange.locations.items():
+        command += [f"--{name}", value]
+    return command
+
+
+def _cli_env(exchange: Exchange, prefect_api: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **exchange.environment(),
+        "PREFECT_API_URL": prefect_api,
+        "MX_CLAIM_TIMEOUT_S": str(TAKEOVER_S),
+        "MX_LOCK_TIMEOUT_S": str(TAKEOVER_S),
+    }
+
+
+def test_throttling_and_lost_answers_lose_and_duplicate_nothing(
+    quick_takeover: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exchange = quick_takeover
+    corpus = make_corpus(flights=6, seed=71, defect_rate=0.05, flight_defect_rate=0.0)
+    exchange.upload(corpus)
+    upstream = exchange.stack.s3_settings("pipeline").endpoint_url
+    assert upstream is not None
+    proxy = FaultyProxy(upstream, refuse=0.25, lose_answer=0.05, seed=7).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint_url)
+    try:
+        failures = _settle(exchange)
+    finally:
+        proxy.stop()
+
+    assert proxy.counts["refused"] > 50
+    assert proxy.counts["answer_lost"] > 3
+    fault = f"503 SlowDown 25 % + lost answers 5 % ({dict(proxy.counts)})"
+    _assert_exactly_once(exchange, corpus, fault, len(failures))
+
+
+@pytest.mark.parametrize("runs", [2, 4])
+def test_concurrent_runs_publish_each_traveller_once(
+    quick_takeover: Exchange, prefect_api: str, runs: int
+) -> None:
+    exchange = quick_takeover
+    corpus = make_corpus(flights=8, seed=72 + runs)
+    exchange.upload(corpus)
+    # The claim timeout stays long here: live runs must not take each other's claims.
+    env = {**_cli_env(exchange, prefect_api), "MX_CLAIM_TIMEOUT_S": "600"}
+    command = _cli_command(exchange, "-m", "manifest_exchange.cli")
+
+    processes = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(runs)
+    ]
+    outputs = [p.communicate(timeout=600) for p in processes]
+
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()[-3000:]
+    reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    assert sum(r["objects"]["claimed"] for r in reports) == len(corpus.objects)
+    _assert_exactly_once(exchange, corpus, f"{runs} concurrent runs", runs)
+
+
+@pytest.mark.parametrize(
+    "point", ["after-claim", "after-parse", "after-data-files", "before-success"]
+)
+def test_a_run_killed_at_a_stage_boundary_is_finished_by_the_next(
+    quick_takeover: Exchange, prefect_api: str, point: str, tmp_path: Path
+) -> None:
+    exchange = quick_takeover
+    corpus = make_corpus(flights=4, seed=80)
+    exchange.upload(corpus)
+
+    killed = subprocess.run(
+        _cli_command(exchange, str(KILLER), point),
+        env=_cli_env(exchange, prefect_api),
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-3000:]
+    partner = exchange.stack.client("partner")
+    visible = fetch_drops(partner, exchange.partner, tmp_path)  # only complete drops are read
+    pending = verify_drops(partner, exchange.partner).pending
+    assert len(pending) == (1 if point in {"after-data-files", "before-success"} else 0)
+    runs = _settle(exchange)
+    assert set(runs) == {"ok"}
+    _assert_exactly_once(
+        exchange, corpus, f"flow process killed {point}", 1 + len(runs), len(visible)
+    )
+    assert visible == []
+
+
+@pytest.mark.parametrize("moment", ["claimed", "staged"])
+def test_the_store_killed_mid_run_and_restarted(
+    quick_takeover: Exchange, embedded_stack: EmbeddedStack, prefect_api: str, moment: str
+) -> None:
+    exchange = quick_takeover
+    corpus = make_corpus(flights=10, seed=90)
+    exchange.upload(corpus)
+    run = subprocess.Popen(
+        _cli_command(exchange, "-m", "manifest_exchange.cli"),
+        env=_cli_env(exchange, prefect_api),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    watched = S3Location(
+        STATE_BUCKET, f"{exchange.name}/{'ledger' if moment == 'claimed' else 'staging'}"
+    )
+    deadline = time.monotonic() + 300
+    while not any(True for _ in iter_objects(exchange.pipeline, watched)):
+        assert run.poll() is None, "the run ended before the moment to kill the store"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    state = embedded_stack.running_state()
+    assert state is not None
+    os.kill(state.pid, signal.SIGKILL)
+    time.sleep(1)
+    embedded_stack.up()
+    run.communicate(timeout=600)  # it may finish (retries) or fail; both are fine
+
+    runs = _settle(exchange)
+    outcome = "finished" if run.returncode == 0 else "failed"
+    fault = f"store SIGKILLed once {moment}, restarted (that run {outcome})"
+    _assert_exactly_once(exchange, corpus, fault, 1 + len(runs))
