@@ -108,7 +108,8 @@ def put_bytes(
     if_none_match: bool = False,
     content_type: str = "application/octet-stream",
 ) -> None:
-    """Upload ``data`` with a SHA-256 checksum the store verifies on receipt.
+    """Upload ``data`` with a SHA-256 checksum the store verifies on receipt, encrypted at rest
+    by the store (SSE-S3): manifests, quarantine and drops all hold personal data.
 
     With ``if_none_match`` the write is a conditional create: it fails with
     ``PreconditionFailed`` (412) if the key already exists.
@@ -120,6 +121,7 @@ def put_bytes(
         Body=data,
         ChecksumSHA256=sha256_b64(data),
         ContentType=content_type,
+        ServerSideEncryption="AES256",
         **extra,
     )
 

@@ -67,6 +67,25 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
 }
 
 
+# A bucket policy on the partner bucket: nobody, the pipeline and admin included, may delete a
+# published object (SeaweedFS enforces bucket policies over identities' grants). On AWS the same
+# document applies; object lock with retention would add protection against overwrites.
+DROPS_ARE_PERMANENT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublishedDropsAreNeverDeleted",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                "Resource": [f"arn:aws:s3:::{PARTNER_BUCKET}/*"],
+            }
+        ],
+    }
+)
+
+
 class StackError(RuntimeError):
     """The embedded store could not be started, reached or stopped."""
 
@@ -336,6 +355,7 @@ class EmbeddedStack:
                     pending.pop(0)
                 # A bucket exists before a volume can take writes: probe a real write.
                 admin.put_object(Bucket=STATE_BUCKET, Key="_stack/ready", Body=b"ok")
+                admin.put_bucket_policy(Bucket=PARTNER_BUCKET, Policy=DROPS_ARE_PERMANENT)
                 return
             except (
                 botocore.exceptions.ClientError,
