@@ -18,7 +18,7 @@ export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: setup demo test lint format bench-parse bench-latency stack-up stack-down ui ui-down clean
+.PHONY: setup demo test lint format audit-deps bench bench-parse bench-latency stack-up stack-down ui ui-down clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,6 +45,23 @@ lint: setup
 format: setup
 	$(BIN)/ruff format src tests flows bench
 	$(BIN)/ruff check --fix src tests flows bench
+
+# Known vulnerabilities in every locked dependency, from PyPI's advisory data (or
+# AUDIT_SERVICE=osv). Needs that service: the CI network reaches the package index only, so CI
+# cannot run it (README, "Dependency audit"). --strict fails if any package went unchecked.
+AUDIT_SERVICE ?= pypi
+audit-deps: setup
+	mkdir -p .local
+	$(UV) export --frozen --format requirements-txt --no-emit-project --quiet \
+		--output-file .local/requirements-audit.txt
+	$(BIN)/pip-audit --strict --disable-pip --progress-spinner off \
+		--vulnerability-service $(AUDIT_SERVICE) --requirement .local/requirements-audit.txt
+
+# The full exchange on 100k and 1M travellers beside its floor and pydifact (about 15 minutes);
+# BENCH_TRAVELLERS="100000" for one size.
+BENCH_TRAVELLERS ?= 100000 1000000
+bench: setup
+	$(BIN)/python bench/bench_exchange.py --travellers $(BENCH_TRAVELLERS)
 
 bench-parse: setup
 	$(BIN)/python bench/bench_parse.py

@@ -63,7 +63,7 @@ def _time_ours(parser: PaxlstParser, sources: list[SourceObject]) -> tuple[int, 
     return persons, time.perf_counter() - started
 
 
-def _time_pydifact(sample: list[SourceObject]) -> tuple[int, int, float]:
+def time_pydifact(sample: list[SourceObject]) -> tuple[int, int, float]:
     persons, failed = 0, 0
     started = time.perf_counter()
     for source in sample:
@@ -108,7 +108,7 @@ def main() -> None:
     for _ in range(args.rounds):
         persons, ours_s = _time_ours(ours, sources)
         ours_rates.append(persons / ours_s)
-        theirs_persons, theirs_failed, theirs_s = _time_pydifact(sample)
+        theirs_persons, theirs_failed, theirs_s = time_pydifact(sample)
         theirs_rates.append(theirs_persons / theirs_s)
     ours.close()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from manifest_exchange.agreements import load_agreement
 from manifest_exchange.cli import load_exchange_flow, upload_corpus
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.operations.audit import AuditReport, audit
 from manifest_exchange.reference import airports
 from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import (
@@ -55,6 +57,17 @@ class Exchange:
     def run(self) -> dict[str, Any]:
         report: dict[str, Any] = self.flow(**self.locations)
         return report
+
+    def audit(self, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
+        """The exactly-once audit over this test's prefixes, as it stands ``later`` from now."""
+        return audit(
+            self.pipeline,
+            source=self.source,
+            state=S3Location(STATE_BUCKET, self.name),
+            partner=self.partner,
+            agreement=load_agreement("tw-jp"),
+            now=dt.datetime.now(dt.UTC) + later,
+        )
 
     def published_rows(self) -> pa.Table:
         tables = [

@@ -29,14 +29,20 @@ from typing import Any
 from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError, load_agreement
 from manifest_exchange.config import Settings
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.ingest import ObjectToRead, fetch_objects
 from manifest_exchange.paths import FLOWS_DIR
-from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject, batches
+from manifest_exchange.paxlst.parser import (
+    MAX_OBJECT_BYTES,
+    ParseResult,
+    PaxlstParser,
+    SourceObject,
+    batches,
+)
 from manifest_exchange.paxlst.summary import ParseSummary
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
-    get_many,
     iter_objects,
     make_client,
     put_many,
@@ -340,19 +346,27 @@ def _sources(inputs: Sequence[str], client: S3Client | None) -> Iterator[SourceO
         path = Path(item)
         if path.is_dir():
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                yield SourceObject(str(file), file.read_bytes())
+                yield _local_source(file)
         elif path.is_file():
-            yield SourceObject(str(path), path.read_bytes())
+            yield _local_source(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
 
 
-def _s3_sources(client: S3Client, location: S3Location, page: int = 256) -> Iterator[SourceObject]:
-    keys = [info.key for info in iter_objects(client, location)]
-    for start in range(0, len(keys), page):
-        chunk = keys[start : start + page]
-        for key, data in zip(chunk, get_many(client, location.bucket, chunk), strict=True):
-            yield SourceObject(key, data)
+def _local_source(path: Path) -> SourceObject:
+    size = path.stat().st_size
+    if size > MAX_OBJECT_BYTES:  # refused by its size, like a listed object: never read
+        return SourceObject(str(path), b"", unfetched_size=size)
+    return SourceObject(str(path), path.read_bytes())
+
+
+def _s3_sources(client: S3Client, location: S3Location) -> Iterator[SourceObject]:
+    listed = dt.datetime.now(dt.UTC)
+    objects = [
+        ObjectToRead(location.bucket, info.key, listed, info.size)
+        for info in iter_objects(client, location)
+    ]
+    yield from fetch_objects(client, objects)
 
 
 def _json_default(value: Any) -> str:

@@ -6,27 +6,14 @@ import datetime as dt
 import json
 
 import pytest
-from exchange_support import Exchange, make_corpus
 
-from manifest_exchange.agreements import load_agreement
+from exchange_support import Exchange, make_corpus
 from manifest_exchange.cli import main
-from manifest_exchange.operations.audit import AuditReport, audit
 from manifest_exchange.publish import SUCCESS_MARKER, drops_root
 from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import PARTNER_BUCKET, STATE_BUCKET
 
 pytestmark = pytest.mark.integration
-
-
-def _audit(exchange: Exchange, *, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
-    return audit(
-        exchange.pipeline,
-        source=exchange.source,
-        state=S3Location(STATE_BUCKET, exchange.name),
-        partner=exchange.partner,
-        agreement=load_agreement("tw-jp"),
-        now=dt.datetime.now(dt.UTC) + later,
-    )
 
 
 def test_audit_holds_after_runs_with_defects_and_resends(exchange: Exchange) -> None:
@@ -35,7 +22,7 @@ def test_audit_holds_after_runs_with_defects_and_resends(exchange: Exchange) -> 
     exchange.upload(make_corpus(flights=2, seed=52))
     second = exchange.run()
 
-    report = _audit(exchange)
+    report = exchange.audit()
 
     assert report.ok, report.as_dict()
     assert report.source_objects == report.ledger_outcomes == report.objects_recounted
@@ -69,7 +56,7 @@ def test_audit_finds_a_republished_drop_an_orphan_and_a_miscount(exchange: Excha
     done["travellers"][outcome] -= 1
     put_bytes(exchange.pipeline, STATE_BUCKET, done_key, json.dumps(done).encode())
 
-    found = _audit(exchange, later=dt.timedelta(hours=1))
+    found = exchange.audit(later=dt.timedelta(hours=1))
 
     assert not found.ok
     assert len(found.duplicate_publications) == report["published"]

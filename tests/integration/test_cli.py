@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from manifest_exchange.cli import main
+from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
 from manifest_exchange.storage.stack import SOURCE_BUCKET, EmbeddedStack
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -69,6 +70,20 @@ def test_parse_files_prints_one_json_object_per_person_and_error(
             "error": "binary_content",
             "reason": errors[0]["reason"],
         }
+    ]
+
+
+def test_parse_refuses_a_file_over_the_size_limit_without_reading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    oversized = tmp_path / "oversized.edi"
+    with oversized.open("wb") as handle:  # sparse: takes no disk, and is never read
+        handle.truncate(MAX_OBJECT_BYTES + 1)
+    assert main(["parse", str(FIXTURES / "gtas" / "apisMessage.txt"), str(oversized)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum("error" not in line for line in lines) == 2
+    assert [(e["object_key"], e["error"]) for e in lines if "error" in e] == [
+        (str(oversized), "object_too_large")
     ]
 
 

@@ -15,6 +15,7 @@ from manifest_exchange.storage.stack import (
     BUCKETS,
     IDENTITY_ACTIONS,
     PARTNER_BUCKET,
+    PARTNER_LOCK_DAYS,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
@@ -137,6 +138,48 @@ def test_the_bucket_policy_refuses_even_admin_a_single_delete(seeded: EmbeddedSt
     assert error_code(lambda: admin.delete_object(Bucket=PARTNER_BUCKET, Key=key)) == (
         "AccessDenied"
     )
+
+
+def test_object_lock_keeps_every_version_of_a_published_object(seeded: EmbeddedStack) -> None:
+    """SeaweedFS 4.48 enforces COMPLIANCE retention: no version is deleted, even by admin with
+    governance bypass; an overwrite or a multi-delete only stacks a version or delete marker."""
+    admin = seeded.client("admin")
+    pipeline = seeded.client("pipeline")
+    key = "v1/drops/locked/part-0.parquet"
+    put_bytes(pipeline, PARTNER_BUCKET, key, b"published", if_none_match=True)
+    retention = admin.get_object_retention(Bucket=PARTNER_BUCKET, Key=key)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE"
+    days_left = (
+        retention["RetainUntilDate"]
+        - admin.head_object(Bucket=PARTNER_BUCKET, Key=key)["LastModified"]
+    ).days
+    assert days_left in (PARTNER_LOCK_DAYS - 1, PARTNER_LOCK_DAYS)
+    assert (
+        error_code(lambda: put_bytes(pipeline, PARTNER_BUCKET, key, b"again", if_none_match=True))
+        == "PreconditionFailed"
+    )
+    put_bytes(pipeline, PARTNER_BUCKET, key, b"tampered")  # a plain overwrite is a new version
+    admin.delete_objects(Bucket=PARTNER_BUCKET, Delete={"Objects": [{"Key": key}]})
+    versions = admin.list_object_versions(Bucket=PARTNER_BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 2
+    for version in versions:
+        for bypass in (False, True):
+            assert (
+                error_code(
+                    lambda version=version, bypass=bypass: admin.delete_object(
+                        Bucket=PARTNER_BUCKET,
+                        Key=key,
+                        VersionId=version["VersionId"],
+                        BypassGovernanceRetention=bypass,
+                    )
+                )
+                == "AccessDenied"
+            )
+    bodies = {
+        admin.get_object(Bucket=PARTNER_BUCKET, Key=key, VersionId=v["VersionId"])["Body"].read()
+        for v in versions
+    }
+    assert bodies == {b"published", b"tampered"}
 
 
 @pytest.mark.parametrize("bucket", BUCKETS)

@@ -21,9 +21,7 @@ import pytest
 from faulty_proxy import FaultyProxy
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.agreements import load_agreement
 from manifest_exchange.generate.paxlst import Corpus
-from manifest_exchange.operations.audit import AuditReport, audit
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.storage.s3 import S3Location, iter_objects
 from manifest_exchange.storage.stack import STATE_BUCKET, EmbeddedStack
@@ -42,17 +40,6 @@ def quick_takeover(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> Excha
     return exchange
 
 
-def _audit(exchange: Exchange, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
-    return audit(
-        exchange.pipeline,
-        source=exchange.source,
-        state=S3Location(STATE_BUCKET, exchange.name),
-        partner=exchange.partner,
-        agreement=load_agreement("tw-jp"),
-        now=dt.datetime.now(dt.UTC) + later,
-    )
-
-
 def _settle(exchange: Exchange, max_runs: int = 6) -> list[str]:
     """Run until every object has an outcome; returns one entry per run ("ok" or its error)."""
     failures: list[str] = []
@@ -63,7 +50,7 @@ def _settle(exchange: Exchange, max_runs: int = 6) -> list[str]:
             failures.append("ok")
         except Exception as error:  # a failed run is allowed; losing work is not
             failures.append(type(error).__name__)
-        state = _audit(exchange)
+        state = exchange.audit()
         if not state.not_yet_processed and not state.miscounted_objects:
             return failures
     raise AssertionError(f"work still unfinished after {max_runs} runs: {failures}")
@@ -73,7 +60,7 @@ def _assert_exactly_once(
     exchange: Exchange, corpus: Corpus, fault: str, runs: int, partial_seen: int = 0
 ) -> None:
     """Audit, compare with ground truth, and print the row of the faults table."""
-    report = _audit(exchange, later=dt.timedelta(hours=1))
+    report = exchange.audit(later=dt.timedelta(hours=1))
     expected = expected_outcomes(corpus)
     lost = max(0, expected["published"] - report.published_rows) + sum(
         m["travellers"] - m["accounted"] for m in report.miscounted_objects

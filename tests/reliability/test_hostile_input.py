@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.agreements import load_agreement
+from manifest_exchange import ingest
 from manifest_exchange.generate.paxlst import Corpus
-from manifest_exchange.operations.audit import audit
-from manifest_exchange.storage.s3 import S3Location, get_bytes
-from manifest_exchange.storage.stack import STATE_BUCKET
+from manifest_exchange.operations.audit import AuditReport
+from manifest_exchange.storage.s3 import get_bytes
+from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,34 @@ UNREADABLE = {
     "hostile/ünïcödé ✈ 名前/" + "/".join(["x" * 200] * 4) + ".edi": b"\xff\xfe\x00garbage\x00",
     "hostile/it's; DROP TABLE objects; --.edi": b"'; DROP TABLE objects; --",
 }
+
+
+class _Repeated(io.RawIOBase):
+    """``size`` bytes of ``pattern`` over and over, read in parts (never all in memory)."""
+
+    def __init__(self, pattern: bytes, size: int) -> None:
+        self.pattern, self.left, self.at = pattern, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        repeats = (self.at + n) // len(self.pattern) + 1
+        data = (self.pattern * repeats)[self.at : self.at + n]
+        self.at = (self.at + n) % len(self.pattern)
+        self.left -= n
+        return data
+
+
+def _print_row(input_tried: str, checked: AuditReport) -> None:
+    """One row of the faults table (one run; lost and duplicated as the audit finds them)."""
+    lost = sum(m["travellers"] - m["accounted"] for m in checked.miscounted_objects)
+    print(
+        f"\nFAULTS | {input_tried} | 1 | {checked.source_travellers} | {lost} "
+        f"| {len(checked.duplicate_publications)} "
+        f"| {len(checked.orphan_drops) + len(checked.drop_problems)} |"
+    )
 
 
 def _passenger_list(corpus: Corpus) -> int:
@@ -114,12 +142,44 @@ def test_hostile_objects_are_quarantined_and_nothing_else_is_lost(exchange: Exch
         assert entry["error_code"], f"no reason for {key!r}"
     huge = read("messages.parquet")[exchange.source.key("hostile/huge segment.edi")]
     assert huge["failed_checks"] or huge["parse_error"]
-    checked = audit(
-        exchange.pipeline,
-        source=exchange.source,
-        state=S3Location(STATE_BUCKET, exchange.name),
-        partner=exchange.partner,
-        agreement=load_agreement("tw-jp"),
-        now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    checked = exchange.audit(later=dt.timedelta(hours=1))
+    _print_row("hostile objects, SQL/release tricks, Latin-1, another agreement", checked)
+    assert checked.ok, checked.as_dict()
+
+
+def test_an_object_over_the_size_limit_is_refused_without_being_downloaded(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean = make_corpus(flights=2, seed=120)
+    exchange.upload(clean)
+    big_key = exchange.source.key("hostile/500 MB.edi")
+    size = 500 * 1024 * 1024
+    # Valid interchanges end to end: refused for its size, not for its content.
+    exchange.stack.client("loader").upload_fileobj(
+        _Repeated(clean.objects[0].data, size),
+        SOURCE_BUCKET,
+        big_key,
+        ExtraArgs={"ServerSideEncryption": "AES256"},
     )
+    downloaded: list[str] = []
+    real_get_many = ingest.get_many
+
+    def spy(client: object, bucket: str, keys: list[str], **kwargs: object) -> list[bytes]:
+        downloaded.extend(keys)
+        return real_get_many(client, bucket, keys, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest, "get_many", spy)
+
+    report = exchange.run()
+
+    assert big_key not in downloaded
+    assert len(downloaded) == len(clean.objects)
+    assert exchange.published_rows().num_rows == expected_outcomes(clean)["published"]
+    quarantine = f"{exchange.name}/quarantine/{report['run_id']}/errors.parquet"
+    errors = pq.read_table(io.BytesIO(get_bytes(exchange.pipeline, STATE_BUCKET, quarantine)))
+    refused = errors.filter(pc.equal(errors["object_key"], big_key)).to_pylist()
+    assert [row["error_code"] for row in refused] == ["object_too_large"]
+    assert f"{size:,} bytes" in refused[0]["reason"]
+    checked = exchange.audit(later=dt.timedelta(hours=1))
+    _print_row("500 MB object beside a clean corpus", checked)
     assert checked.ok, checked.as_dict()

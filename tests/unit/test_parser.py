@@ -211,6 +211,30 @@ def test_large_objects_are_cut_at_message_starts() -> None:
     )
 
 
+def test_objects_over_the_size_limit_are_refused_and_the_rest_of_the_batch_is_read() -> None:
+    small = interchange(message(PERSON, ref="S1"))
+    big = interchange(*(message(PERSON, ref=f"R{i}") for i in range(50)))
+    limited = PaxlstParser(max_object_bytes=len(small))
+    result = limited.parse(
+        [
+            SourceObject("big", big),
+            SourceObject("small", small),
+            SourceObject("listed too large", b"", unfetched_size=10**9),
+        ]
+    )
+    assert result.persons.column("object_key").to_pylist() == ["small"]
+    refused = {row["object_key"]: row for row in result.errors.to_pylist()}
+    assert {key: row["error_code"] for key, row in refused.items()} == {
+        "big": "object_too_large",
+        "listed too large": "object_too_large",
+    }
+    assert "1,000,000,000 bytes" in refused["listed too large"]["reason"]
+    objects = {row["object_key"]: row for row in result.objects.to_pylist()}
+    assert objects["listed too large"]["bytes"] == 10**9
+    assert objects["listed too large"]["source_sha256"] is None
+    assert objects["big"]["bytes"] == len(big)
+
+
 # file -> (persons read, error codes): every GTAS sample is parsed or rejected precisely.
 GTAS_EXPECTED = {
     "Test1.txt": (8, []),  # crew list, no UNA, UNG group

@@ -15,17 +15,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifest_exchange.agreements import Agreement
-from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject, batches
+from manifest_exchange.paxlst.parser import (
+    MAX_OBJECT_BYTES,
+    ParseResult,
+    PaxlstParser,
+    SourceObject,
+    batches,
+)
 from manifest_exchange.storage.s3 import S3Client, get_many
 
 
 @dataclass(frozen=True)
 class ObjectToRead:
-    """A source object the run claimed, with when the pipeline saw it."""
+    """A source object the run claimed, with when the pipeline saw it and its listed size."""
 
     bucket: str
     key: str
     received_at: dt.datetime
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,25 +65,80 @@ def read_manifests(
     agreement: Agreement,
     *,
     fetch_page: int = 64,
+    fetch_page_bytes: int = 64 * 1024 * 1024,
+    max_object_bytes: int = MAX_OBJECT_BYTES,
 ) -> ParsedManifests:
-    """Fetch and parse ``objects`` (in the given order, which is the receive order)."""
+    """Fetch and parse ``objects`` (in the given order, which is the receive order).
+
+    Objects listed above ``max_object_bytes`` are not downloaded: the parser refuses them by
+    their size. Downloads go in pages of at most ``fetch_page`` objects and, by listed size,
+    about ``fetch_page_bytes``, so memory does not grow with the objects' sizes.
+    """
     received = {obj.key: obj for obj in objects}
     results: list[ParseResult] = []
-    with PaxlstParser(agreement.origin_country, agreement.destination_country) as parser:
-        results.extend(parser.parse_batches(batches(_fetch(client, objects, fetch_page))))
+    with PaxlstParser(
+        agreement.origin_country,
+        agreement.destination_country,
+        max_object_bytes=max_object_bytes,
+    ) as parser:
+        sources = fetch_objects(
+            client,
+            objects,
+            page=fetch_page,
+            page_bytes=fetch_page_bytes,
+            max_object_bytes=max_object_bytes,
+        )
+        results.extend(parser.parse_batches(batches(sources)))
     order = {obj.key: index for index, obj in enumerate(objects)}
     return _combine(results, order, received)
 
 
-def _fetch(client: S3Client, objects: Sequence[ObjectToRead], page: int) -> Iterator[SourceObject]:
-    for start in range(0, len(objects), page):
-        chunk = objects[start : start + page]
-        by_bucket: dict[str, list[str]] = {}
-        for obj in chunk:
+def _pages(
+    objects: Sequence[ObjectToRead], max_objects: int, max_bytes: int, max_object_bytes: int
+) -> Iterator[list[ObjectToRead]]:
+    page: list[ObjectToRead] = []
+    size = 0
+    for obj in objects:
+        # Objects over the limit are not downloaded, so they take no room in a page.
+        obj_bytes = obj.size if obj.size is not None and obj.size <= max_object_bytes else 0
+        if page and (len(page) >= max_objects or size + obj_bytes > max_bytes):
+            yield page
+            page, size = [], 0
+        page.append(obj)
+        size += obj_bytes
+    if page:
+        yield page
+
+
+def fetch_objects(
+    client: S3Client,
+    objects: Sequence[ObjectToRead],
+    *,
+    page: int = 64,
+    page_bytes: int = 64 * 1024 * 1024,
+    max_object_bytes: int = MAX_OBJECT_BYTES,
+) -> Iterator[SourceObject]:
+    """Download ``objects`` in order, concurrently within bounded pages; objects listed above
+    ``max_object_bytes`` are not downloaded (the parser refuses them by their size)."""
+    for chunk in _pages(objects, page, page_bytes, max_object_bytes):
+        yield from _fetch_page(client, chunk, max_object_bytes)
+
+
+def _fetch_page(
+    client: S3Client, page: list[ObjectToRead], max_object_bytes: int
+) -> Iterator[SourceObject]:
+    by_bucket: dict[str, list[str]] = {}
+    for obj in page:
+        if obj.size is None or obj.size <= max_object_bytes:
             by_bucket.setdefault(obj.bucket, []).append(obj.key)
-        for bucket, keys in by_bucket.items():
-            for key, data in zip(keys, get_many(client, bucket, keys), strict=True):
-                yield SourceObject(key, data)
+    fetched: dict[str, bytes] = {}
+    for bucket, keys in by_bucket.items():
+        fetched.update(zip(keys, get_many(client, bucket, keys), strict=True))
+    for obj in page:
+        if obj.key in fetched:
+            yield SourceObject(obj.key, fetched[obj.key])
+        else:
+            yield SourceObject(obj.key, b"", unfetched_size=obj.size)
 
 
 def _combine(

@@ -43,6 +43,7 @@ class AuditReport:
     audited_at: str
     source_objects: int = 0
     objects_recounted: int = 0
+    source_travellers: int = 0
     ledger_outcomes: int = 0
     drops_verified: int = 0
     published_rows: int = 0
@@ -95,6 +96,7 @@ def audit(
     report.source_objects = len(listed)
     counted = _travellers_per_object(client, source, listed, agreement)
     report.objects_recounted = len(counted)
+    report.source_travellers = sum(counted.values())
     for info in listed:
         done = outcomes.get((info.key, info.etag))
         if done is None:
@@ -139,7 +141,9 @@ def _travellers_per_object(
     """Travellers in each object, read again from its bytes (readable or not)."""
     received = dt.datetime.now(dt.UTC)
     parsed = read_manifests(
-        client, [ObjectToRead(source.bucket, info.key, received) for info in listed], agreement
+        client,
+        [ObjectToRead(source.bucket, info.key, received, info.size) for info in listed],
+        agreement,
     )
     counts: Counter[str] = Counter({info.key: 0 for info in listed})
     counts.update(parsed.persons["object_key"].to_pylist())

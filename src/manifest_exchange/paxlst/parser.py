@@ -47,6 +47,10 @@ RELATIONS = (
 )
 # Relations read by several later ones are computed once; the rest stay views (no copy).
 MATERIALISED = frozenset({"stg_paxlst_segments", "paxlst_messages"})
+# Objects above this size are refused, not parsed: parsing holds an object's text in memory
+# several times over. A full A380 manifest is about 300 KB, so 64 MiB is ~200 flights in one
+# interchange; anything larger is a loader fault or an attack, and is quarantined whole.
+MAX_OBJECT_BYTES = 64 * 1024 * 1024
 
 OBJECTS_SCHEMA = pa.schema(
     [
@@ -73,10 +77,19 @@ ERRORS_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class SourceObject:
-    """One object to parse: its key (for lineage and error messages) and its bytes."""
+    """One object to parse: its key (for lineage and error messages) and its bytes.
+
+    ``unfetched_size`` is set instead of ``data`` for an object the reader did not download
+    because the store listed it above the size limit; it is refused with that size.
+    """
 
     key: str
     data: bytes
+    unfetched_size: int | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.unfetched_size is None else self.unfetched_size
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,8 @@ class PaxlstParser:
         destination_country: alpha-3 country whose first arrival is the flight's arrival.
         threads: DuckDB threads (default: DuckDB's choice, one per core).
         chunk_chars: large objects are cut at message starts into pieces of about this size.
+        max_object_bytes: larger objects are refused as ``object_too_large`` (see
+            :data:`MAX_OBJECT_BYTES`).
     """
 
     def __init__(
@@ -107,12 +122,14 @@ class PaxlstParser:
         *,
         threads: int | None = None,
         chunk_chars: int = 32 * 1024 * 1024,
+        max_object_bytes: int = MAX_OBJECT_BYTES,
     ) -> None:
         self.parameters = {
             "origin_country": origin_country,
             "destination_country": destination_country,
         }
         self.chunk_chars = chunk_chars
+        self.max_object_bytes = max_object_bytes
         self.connection = duckdb.connect()
         if threads is not None:
             self.connection.execute(f"set threads = {int(threads)}")
@@ -149,7 +166,7 @@ class PaxlstParser:
 
     def parse(self, objects: Sequence[SourceObject]) -> ParseResult:
         """Parse one batch of objects."""
-        return self._query(prepare(objects, self.chunk_chars))
+        return self._query(prepare(objects, self.chunk_chars, self.max_object_bytes))
 
     def parse_batches(self, batches: Iterable[Sequence[SourceObject]]) -> Iterator[ParseResult]:
         """Parse batches in order, preparing the next batch while DuckDB runs the current one.
@@ -160,7 +177,7 @@ class PaxlstParser:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxlst-prepare") as pool:
             pending: Future[PreparedBatch] | None = None
             for batch in batches:
-                following = pool.submit(prepare, batch, self.chunk_chars)
+                following = pool.submit(prepare, batch, self.chunk_chars, self.max_object_bytes)
                 if pending is not None:
                     yield self._query(pending.result())
                 pending = following
@@ -214,7 +231,9 @@ class PreparedBatch:
     split: SplitBatch
 
 
-def prepare(objects: Sequence[SourceObject], chunk_chars: int) -> PreparedBatch:
+def prepare(
+    objects: Sequence[SourceObject], chunk_chars: int, max_object_bytes: int = MAX_OBJECT_BYTES
+) -> PreparedBatch:
     """Canonicalise every object and split the batch into segments, persons and payloads."""
     object_rows: dict[str, list[object]] = {name: [] for name in OBJECTS_SCHEMA.names}
     chunk_rows: dict[str, list[object]] = {"object_id": [], "segment_offset": [], "text": []}
@@ -222,6 +241,7 @@ def prepare(objects: Sequence[SourceObject], chunk_chars: int) -> PreparedBatch:
     for object_id, source in enumerate(objects):
         error_code, encoding, has_non_ascii = None, None, False
         try:
+            _check_size(source, max_object_bytes)
             canonical = canonicalise(source.data)
         except UnreadableObjectError as failure:
             error_code = failure.code
@@ -246,8 +266,8 @@ def prepare(objects: Sequence[SourceObject], chunk_chars: int) -> PreparedBatch:
             (
                 object_id,
                 source.key,
-                len(source.data),
-                hashlib.sha256(source.data).hexdigest(),
+                source.size,
+                _sha256(source),
                 encoding,
                 has_non_ascii,
                 error_code,
@@ -266,6 +286,19 @@ def prepare(objects: Sequence[SourceObject], chunk_chars: int) -> PreparedBatch:
         object_errors=pa.Table.from_pylist(object_errors, ERRORS_SCHEMA),
         split=split,
     )
+
+
+def _sha256(source: SourceObject) -> str | None:
+    return None if source.unfetched_size is not None else hashlib.sha256(source.data).hexdigest()
+
+
+def _check_size(source: SourceObject, max_object_bytes: int) -> None:
+    if source.size > max_object_bytes:
+        raise UnreadableObjectError(
+            "object_too_large",
+            f"the object is {source.size:,} bytes and the limit is {max_object_bytes:,}: "
+            "split the interchange and land the parts again",
+        )
 
 
 def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:

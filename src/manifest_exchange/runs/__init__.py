@@ -110,7 +110,9 @@ class RunContext:
 def objects_to_read(claims: list[Claim]) -> list[ObjectToRead]:
     """The claimed objects in receive order (claim time, then key)."""
     ordered = sorted(claims, key=lambda c: (c.claimed_at, c.source.key))
-    return [ObjectToRead(c.source.bucket, c.source.key, c.claimed_at) for c in ordered]
+    return [
+        ObjectToRead(c.source.bucket, c.source.key, c.claimed_at, c.source.size) for c in ordered
+    ]
 
 
 def object_outcomes(

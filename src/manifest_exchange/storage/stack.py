@@ -69,7 +69,7 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
 
 # A bucket policy on the partner bucket: nobody, the pipeline and admin included, may delete a
 # published object (SeaweedFS enforces bucket policies over identities' grants). On AWS the same
-# document applies; object lock with retention would add protection against overwrites.
+# document applies.
 DROPS_ARE_PERMANENT = json.dumps(
     {
         "Version": "2012-10-17",
@@ -84,6 +84,13 @@ DROPS_ARE_PERMANENT = json.dumps(
         ],
     }
 )
+
+
+# Object lock on the partner bucket (versioning on, COMPLIANCE retention by default): every
+# version of a published object is kept for this many days whoever asks, so an overwrite or a
+# delete that slips past the policy leaves the original readable. The partner owns its real
+# bucket and chooses its own period; this is the embedded stand-in's.
+PARTNER_LOCK_DAYS = 30
 
 
 class StackError(RuntimeError):
@@ -355,7 +362,7 @@ class EmbeddedStack:
                     pending.pop(0)
                 # A bucket exists before a volume can take writes: probe a real write.
                 admin.put_object(Bucket=STATE_BUCKET, Key="_stack/ready", Body=b"ok")
-                admin.put_bucket_policy(Bucket=PARTNER_BUCKET, Policy=DROPS_ARE_PERMANENT)
+                _protect_partner_bucket(admin)
                 return
             except (
                 botocore.exceptions.ClientError,
@@ -398,6 +405,22 @@ class EmbeddedStack:
             "identities": sorted(IDENTITY_ACTIONS),
             "home": str(self.root),
         }
+
+
+def _protect_partner_bucket(admin: S3Client) -> None:
+    """Deny deletes by policy and keep every version under object lock (idempotent, so a store
+    created before the lock existed gets it at its next start)."""
+    admin.put_bucket_policy(Bucket=PARTNER_BUCKET, Policy=DROPS_ARE_PERMANENT)
+    admin.put_bucket_versioning(
+        Bucket=PARTNER_BUCKET, VersioningConfiguration={"Status": "Enabled"}
+    )
+    admin.put_object_lock_configuration(
+        Bucket=PARTNER_BUCKET,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": PARTNER_LOCK_DAYS}},
+        },
+    )
 
 
 def _ensure_bucket(client: S3Client, bucket: str) -> None:

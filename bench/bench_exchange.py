@@ -1,0 +1,268 @@
+"""End-to-end benchmark: the full exchange, S3 in -> Parquet drops in S3, beside its floor and peer.
+
+Usage: ``make bench`` (100k and 1M travellers) or
+``python bench/bench_exchange.py --travellers 100000 [1000000 ...] [--seed 5]``.
+
+For each size, on one embedded store and one Prefect server (both on loopback, free ports):
+
+1. generate a day of PAXLST traffic of about that many travellers (the generator's default
+   mix of defects and resends) and upload it to the source bucket (not timed);
+2. **exchange**: ``manifest-exchange run`` in its own process, as an operator would run it;
+   travellers/s over the flow's stages (discover .. report, as the run report times them),
+   the process's wall time beside it, and the process's peak RSS;
+3. **floor**: the same bytes read from the same store with the same fetcher, split at the
+   segment terminator with Arrow (no UNA, separators, release character or meaning: no
+   EDIFACT parsing), one row per person segment, written to the partner bucket as zstd
+   Parquet files of the same size limit with a sha256 manifest and ``_SUCCESS``: the I/O a
+   drop costs with nothing in between (objects with custom separators yield no rows, so its
+   row count is a little below the travellers; its rate is what compares);
+4. **peer**: ``pydifact`` reading a share of the same objects into person records (it is slow;
+   its rate is what compares).
+
+Prints a table and, last, one JSON line; writes a markdown table to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bench_parse import time_pydifact
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.ingest import ObjectToRead, fetch_objects
+from manifest_exchange.orchestration.local_prefect import LocalPrefect, free_port
+from manifest_exchange.paths import PROJECT_ROOT
+from manifest_exchange.paxlst.parser import SourceObject
+from manifest_exchange.publish import MAX_ROWS_PER_FILE, SUCCESS_MARKER, parquet_bytes
+from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects, put_bytes, put_many
+from manifest_exchange.storage.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+    StackPorts,
+)
+
+RESULTS = Path(__file__).parent / "results"
+TRAVELLERS_PER_FLIGHT = 190  # what the generator yields per flight, crew included, on average
+PERSON_SEGMENT = rb"^\s*NAD\+(FL|FM|DDU|DDT)\+"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--travellers", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--pydifact-share", type=float, default=0.05)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="mx-bench-"))
+    stack = EmbeddedStack(home, StackPorts.free())
+    prefect = LocalPrefect(home, PROJECT_ROOT, port=free_port(), serve_ui=False)
+    results: list[dict[str, Any]] = []
+    try:
+        stack.up()
+        prefect.start_server()
+        for travellers in args.travellers:
+            results.append(bench_size(stack, prefect, travellers, args))
+    finally:
+        prefect.down()
+        stack.down()
+        shutil.rmtree(home, ignore_errors=True)
+    report(results)
+
+
+def bench_size(
+    stack: EmbeddedStack, prefect: LocalPrefect, travellers: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    flights = max(1, round(travellers / TRAVELLERS_PER_FLIGHT))
+    started = time.perf_counter()
+    corpus = generate_day(GeneratorOptions(dt.date(2026, 12, 1), flights=flights, seed=args.seed))
+    generate_s = time.perf_counter() - started
+    name = f"bench-{travellers}"
+    source = S3Location(SOURCE_BUCKET, name)
+    started = time.perf_counter()
+    put_many(
+        stack.client("loader"),
+        SOURCE_BUCKET,
+        [(source.key(o.key.split("/", 1)[1]), o.data) for o in corpus.objects],
+    )
+    upload_s = time.perf_counter() - started
+
+    exchange = run_exchange(stack, prefect, name)
+    floor = run_floor(stack.client("pipeline"), source, S3Location(PARTNER_BUCKET, f"floor-{name}"))
+    peer = run_peer(corpus, args.pydifact_share)
+    received = exchange["report"]["travellers"]
+    flow_s = sum(exchange["report"]["timings_s"].values())
+    exchange_rate = received / flow_s
+    # The parse stage fetches from the store too, so this is a little below the parser alone.
+    parse_rate = received / exchange["report"]["timings_s"]["parse"]
+    return {
+        "travellers_requested": travellers,
+        "objects": len(corpus.objects),
+        "megabytes": round(sum(len(o.data) for o in corpus.objects) / 1e6, 1),
+        "generate_s": round(generate_s, 1),
+        "upload_s": round(upload_s, 1),
+        "travellers": received,
+        "published": exchange["report"]["published"],
+        "quarantined_rows": exchange["report"]["quarantined_rows"],
+        "exchange_flow_s": round(flow_s, 2),
+        "exchange_process_s": round(exchange["process_s"], 2),
+        "exchange_travellers_per_s": round(exchange_rate),
+        "exchange_peak_rss_mb": exchange["peak_rss_mb"],
+        "stages_s": exchange["report"]["timings_s"],
+        "floor_s": round(floor["seconds"], 2),
+        "floor_rows": floor["rows"],
+        "floor_travellers_per_s": round(floor["rows"] / floor["seconds"]),
+        "pydifact_objects": peer["objects"],
+        "pydifact_failed_objects": peer["failed"],
+        "pydifact_travellers_per_s": round(peer["rate"]),
+        "ratio_exchange_over_floor": round(exchange_rate / (floor["rows"] / floor["seconds"]), 3),
+        "parse_stage_travellers_per_s": round(parse_rate),
+        "ratio_parse_stage_over_pydifact": round(parse_rate / peer["rate"], 1),
+    }
+
+
+def run_exchange(stack: EmbeddedStack, prefect: LocalPrefect, name: str) -> dict[str, Any]:
+    """``manifest-exchange run`` in a child process; its report, wall time and peak RSS."""
+    command = [
+        str(Path(sys.executable).parent / "manifest-exchange"),
+        "run",
+        "--json",
+        "--source",
+        f"s3://{SOURCE_BUCKET}/{name}",
+        "--state",
+        f"s3://{STATE_BUCKET}/{name}",
+        "--partner",
+        f"s3://{PARTNER_BUCKET}/{name}",
+    ]
+    env = {**os.environ, **stack.environment("pipeline"), **prefect.environment()}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(child.pid, 0)
+        process_s = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"the exchange run failed:\n{err.read().decode()[-4000:]}")
+        last_line = out.read().decode().strip().splitlines()[-1]
+    return {
+        "report": json.loads(last_line),
+        "process_s": process_s,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+    }
+
+
+def run_floor(client: S3Client, source: S3Location, target: S3Location) -> dict[str, Any]:
+    """Read the same bytes and write a drop of one row per person segment; no EDIFACT parsing."""
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.UTC)
+    listed = [
+        ObjectToRead(source.bucket, info.key, now, info.size)
+        for info in iter_objects(client, source)
+    ]
+    files: list[dict[str, Any]] = []
+    rows = 0
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    for page in _pages_of(fetch_objects(client, listed), 256):
+        # Bytes, not text: some senders write Latin-1, and the floor decodes nothing.
+        texts = pa.array([s.data for s in page], pa.large_binary())
+        pieces = pc.split_pattern(texts, b"'")
+        segments = pc.list_flatten(pieces)
+        is_person = pc.match_substring_regex(segments, PERSON_SEGMENT)
+        persons = segments.filter(is_person)
+        owner = pc.list_parent_indices(pieces).filter(is_person)
+        keys = pa.array([s.key for s in page]).take(owner)
+        pending.append(pa.table({"object_key": keys, "segment": persons}))
+        pending_rows += len(persons)
+        while pending_rows >= MAX_ROWS_PER_FILE:
+            table = pa.concat_tables(pending)
+            files.append(_put_floor_file(client, target, len(files), table[:MAX_ROWS_PER_FILE]))
+            pending = [table[MAX_ROWS_PER_FILE:]]
+            pending_rows = pending[0].num_rows
+        rows += len(persons)
+    if pending_rows:
+        files.append(_put_floor_file(client, target, len(files), pa.concat_tables(pending)))
+    manifest = json.dumps({"row_total": rows, "files": files}).encode()
+    put_bytes(client, target.bucket, target.key("manifest.json"), manifest, if_none_match=True)
+    put_bytes(client, target.bucket, target.key(SUCCESS_MARKER), b"", if_none_match=True)
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def _pages_of(sources: Iterator[SourceObject], size: int) -> Iterator[list[SourceObject]]:
+    page: list[SourceObject] = []
+    for source in sources:
+        page.append(source)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _put_floor_file(
+    client: S3Client, target: S3Location, number: int, table: pa.Table
+) -> dict[str, Any]:
+    data = parquet_bytes(table)
+    key = target.key(f"part-{number:05d}.parquet")
+    put_bytes(client, target.bucket, key, data, if_none_match=True)
+    return {"key": key, "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def run_peer(corpus: Corpus, share: float) -> dict[str, Any]:
+    sample = corpus.objects[: max(1, int(len(corpus.objects) * share))]
+    warnings.simplefilter("ignore")
+    persons, failed, seconds = time_pydifact([SourceObject(o.key, o.data) for o in sample])
+    return {"objects": len(sample), "failed": failed, "rate": persons / seconds}
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    machine = {
+        "cores": os.cpu_count(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+    }
+    summary: dict[str, Any] = {"benchmark": "exchange", **machine, "sizes": results}
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        # Linear cost keeps travellers/s flat: 1.0 means the larger corpus costs in proportion.
+        summary["rate_ratio_largest_over_smallest"] = round(
+            last["exchange_travellers_per_s"] / first["exchange_travellers_per_s"], 2
+        )
+    names = [k for k in results[0] if k != "stages_s"]
+    lines = [
+        "| figure | " + " | ".join(str(r["travellers_requested"]) for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    lines += [f"| {n} | " + " | ".join(str(r[n]) for r in results) + " |" for n in names]
+    for stage in results[0]["stages_s"]:
+        cells = " | ".join(f"{r['stages_s'].get(stage, 0):.2f}" for r in results)
+        lines.append(f"| stage {stage} s | {cells} |")
+    lines += ["", *(f"- {k}: {v}" for k, v in machine.items())]
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"exchange-{stamp}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
