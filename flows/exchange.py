@@ -38,7 +38,7 @@ logging.getLogger("manifest_exchange").setLevel(logging.INFO)
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 STORE_TASK: dict[str, Any] = {**TASK_OPTIONS, **STORE_RETRIES}
-STAGES = ["recover", "discover", "parse", "validate", "decide", "publish", "report"]
+STAGES = ["recover", "discover", "parse", "transform", "validate", "decide", "publish", "report"]
 MINUTE = 60
 
 
@@ -88,30 +88,35 @@ def parse_manifests(context: RunContext, claims: list[Claim]) -> ParsedManifests
     return parsed
 
 
+@task(name="transform-messages", timeout_seconds=15 * MINUTE, **TASK_OPTIONS)
+def transform_messages(context: RunContext, parsed: ParsedManifests) -> pa.Table:
+    return transform.exchange_messages(parsed.messages, parsed.objects, context.agreement)
+
+
 @task(name="validate-messages", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
-def validate_messages(
-    context: RunContext, parsed: ParsedManifests, validator: quality.Validator
-) -> tuple[pa.Table, quality.SuiteResult]:
-    messages = transform.exchange_messages(parsed.messages, parsed.objects, context.agreement)
+def validate_messages(messages: pa.Table, validator: quality.Validator) -> quality.SuiteResult:
     readable = messages.filter(pc.is_null(messages["parse_error"]))
-    return messages, validator.validate(quality.load_suite("paxlst_messages"), readable)
+    return validator.validate(quality.load_suite("paxlst_messages"), readable)
+
+
+@task(name="transform-travellers", timeout_seconds=15 * MINUTE, **TASK_OPTIONS)
+def transform_travellers(
+    context: RunContext, parsed: ParsedManifests, messages: pa.Table, message_issues: pa.Table
+) -> tuple[pa.Table, pa.Table]:
+    """Travellers in the exchange shape, and one row per passenger list (for its suite)."""
+    travellers = transform.exchange_travellers(
+        parsed.persons, messages, message_issues, context.agreement
+    )
+    return travellers, transform.exchange_lists(messages, travellers)
 
 
 @task(name="validate-travellers", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
 def validate_travellers(
-    context: RunContext,
-    parsed: ParsedManifests,
-    messages: pa.Table,
-    message_issues: pa.Table,
-    validator: quality.Validator,
-) -> tuple[pa.Table, quality.SuiteResult, quality.SuiteResult]:
-    travellers = transform.exchange_travellers(
-        parsed.persons, messages, message_issues, context.agreement
-    )
+    travellers: pa.Table, lists: pa.Table, validator: quality.Validator
+) -> tuple[quality.SuiteResult, quality.SuiteResult]:
+    # Travellers already settled (out of scope, in a quarantined message) are not validated.
     candidates = travellers.filter(pc.is_null(travellers["stage_outcome"]))
-    lists = transform.exchange_lists(messages, travellers)
     return (
-        travellers,
         validator.validate(quality.load_suite("paxlst_travellers"), candidates),
         validator.validate(quality.load_suite("paxlst_lists"), lists),
     )
@@ -222,11 +227,15 @@ def _run_exchange(
         parsed = parse_manifests(context, claims)
     validator = quality.Validator()
     summary = QualitySummary()
+    # Transform and validate alternate: traveller rows need the messages' verdicts.
+    with stage("transform"):
+        messages = transform_messages(context, parsed)
     with stage("validate"):
-        messages, message_result = validate_messages(context, parsed, validator)
-        travellers, traveller_result, list_result = validate_travellers(
-            context, parsed, messages, message_result.issues, validator
-        )
+        message_result = validate_messages(messages, validator)
+    with stage("transform"):
+        travellers, lists = transform_travellers(context, parsed, messages, message_result.issues)
+    with stage("validate"):
+        traveller_result, list_result = validate_travellers(travellers, lists, validator)
     for result in (message_result, traveller_result, list_result):
         summary.add(result)
     issues = {

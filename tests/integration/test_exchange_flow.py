@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from exchange_support import Exchange, expected_outcomes, make_corpus
 
+from exchange_support import Exchange, expected_outcomes, make_corpus
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.reference import airports

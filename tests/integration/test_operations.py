@@ -7,8 +7,8 @@ import json
 
 import botocore.exceptions
 import pytest
-from exchange_support import Exchange, make_corpus
 
+from exchange_support import Exchange, make_corpus
 from manifest_exchange.operations.reconcile import reconcile
 from manifest_exchange.operations.retention import purge
 from manifest_exchange.storage.ledger import Discovery, Ledger

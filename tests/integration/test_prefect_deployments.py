@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from exchange_support import make_corpus
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -27,6 +26,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from exchange_support import make_corpus
 from manifest_exchange.cli import upload_corpus
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.orchestration.alerts import read_alerts

@@ -24,6 +24,7 @@ class StageProgress:
 
     def __init__(self, stages: list[str], key: str = "exchange-progress") -> None:
         self.stages = stages
+        self.done = 0
         created = create_progress_artifact(
             progress=0.0, key=key, description="Stages of this run completed"
         )
@@ -32,8 +33,9 @@ class StageProgress:
     def finished(self, stage: str) -> None:
         if self.artifact_id is None:
             return
-        done = self.stages.index(stage) + 1
-        update_progress_artifact(self.artifact_id, progress=100.0 * done / len(self.stages))
+        # Stages may alternate (transform, validate, transform ...): progress never goes back.
+        self.done = max(self.done, self.stages.index(stage) + 1)
+        update_progress_artifact(self.artifact_id, progress=100.0 * self.done / len(self.stages))
 
 
 def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:

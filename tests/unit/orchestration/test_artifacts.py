@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
+from manifest_exchange.orchestration import artifacts
 from manifest_exchange.orchestration.artifacts import run_report_markdown
 from manifest_exchange.runs import quarantine_listing
 from manifest_exchange.transform import ISSUES_SCHEMA
@@ -118,3 +121,15 @@ def test_quarantine_listing_has_ids_and_reasons_only() -> None:
         },
     ]
     assert "SECRET" not in str(rows)
+
+
+def test_progress_never_goes_back_when_stages_alternate(monkeypatch: pytest.MonkeyPatch) -> None:
+    updates: list[float] = []
+    monkeypatch.setattr(artifacts, "create_progress_artifact", lambda **_: uuid.uuid4())
+    monkeypatch.setattr(
+        artifacts, "update_progress_artifact", lambda _id, progress: updates.append(progress)
+    )
+    progress = artifacts.StageProgress(["parse", "transform", "validate", "publish"])
+    for stage in ("parse", "transform", "validate", "transform", "validate", "publish"):
+        progress.finished(stage)
+    assert updates == [25.0, 50.0, 75.0, 75.0, 75.0, 100.0]
