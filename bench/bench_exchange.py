@@ -8,8 +8,12 @@ For each size, on one embedded store and one Prefect server (both on loopback, f
 1. generate a day of PAXLST traffic of about that many travellers (the generator's default
    mix of defects and resends) and upload it to the source bucket (not timed);
 2. **exchange**: ``manifest-exchange run`` in its own process, as an operator would run it;
-   travellers/s over the flow's stages (discover .. report, as the run report times them),
-   the process's wall time beside it, and the process's peak RSS;
+   travellers/s over the flow's run (recover .. report, as the flow times it), the
+   process's wall time beside it (interpreter, imports, Prefect engine), its peak RSS, and
+   the report's seconds per stage (parse, transform and validate are summed over batches,
+   which overlap publishing, so stages add up to more than the run);
+   then the same with ``--runner dask`` (a local Dask cluster of one worker process per core)
+   into its own state and partner prefixes; its peak RSS is the largest single process's;
 3. **floor**: the same bytes read from the same store with the same fetcher, split at the
    segment terminator with Arrow (no UNA, separators, release character or meaning: no
    EDIFACT parsing), one row per person segment, written to the partner bucket as zstd
@@ -69,6 +73,9 @@ def main() -> None:
     parser.add_argument("--travellers", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument(
+        "--runners", nargs="+", choices=["threads", "dask"], default=["threads", "dask"]
+    )
+    parser.add_argument(
         "--pydifact-travellers",
         type=int,
         default=20_000,
@@ -109,14 +116,26 @@ def bench_size(
     )
     upload_s = time.perf_counter() - started
 
-    exchange = run_exchange(stack, prefect, name)
+    runs = {runner: run_exchange(stack, prefect, name, runner) for runner in args.runners}
+    exchange = runs[args.runners[0]]
     floor = run_floor(stack.client("pipeline"), source, S3Location(PARTNER_BUCKET, f"floor-{name}"))
     peer = run_peer(corpus, min(1.0, args.pydifact_travellers / travellers))
     received = exchange["report"]["travellers"]
-    flow_s = sum(exchange["report"]["timings_s"].values())
+    flow_s = exchange["flow_s"]
     exchange_rate = received / flow_s
     # The parse stage fetches from the store too, so this is a little below the parser alone.
     parse_rate = received / exchange["report"]["timings_s"]["parse"]
+    others = {
+        f"{runner}_{figure}": value
+        for runner, run in runs.items()
+        if run is not exchange
+        for figure, value in (
+            ("flow_s", round(run["flow_s"], 2)),
+            ("travellers_per_s", round(run["report"]["travellers"] / run["flow_s"])),
+            ("peak_rss_mb", run["peak_rss_mb"]),
+            ("same_outcomes", _outcomes(run["report"]) == _outcomes(exchange["report"])),
+        )
+    }
     return {
         "travellers_requested": travellers,
         "objects": len(corpus.objects),
@@ -130,6 +149,7 @@ def bench_size(
         "exchange_process_s": round(exchange["process_s"], 2),
         "exchange_travellers_per_s": round(exchange_rate),
         "exchange_peak_rss_mb": exchange["peak_rss_mb"],
+        "batches": exchange["report"]["batches"],
         "stages_s": exchange["report"]["timings_s"],
         "floor_s": round(floor["seconds"], 2),
         "floor_rows": floor["rows"],
@@ -140,11 +160,20 @@ def bench_size(
         "ratio_exchange_over_floor": round(exchange_rate / (floor["rows"] / floor["seconds"]), 3),
         "parse_stage_travellers_per_s": round(parse_rate),
         "ratio_parse_stage_over_pydifact": round(parse_rate / peer["rate"], 1),
+        **others,
     }
 
 
-def run_exchange(stack: EmbeddedStack, prefect: LocalPrefect, name: str) -> dict[str, Any]:
+def _outcomes(report: dict[str, Any]) -> tuple[int, ...]:
+    names = ("travellers", "published", "out_of_scope", "duplicates", "quarantined_rows")
+    return tuple(report[n] for n in names)
+
+
+def run_exchange(
+    stack: EmbeddedStack, prefect: LocalPrefect, name: str, runner: str
+) -> dict[str, Any]:
     """``manifest-exchange run`` in a child process; its report, wall time and peak RSS."""
+    target = name if runner == "threads" else f"{name}-{runner}"
     command = [
         str(Path(sys.executable).parent / "manifest-exchange"),
         "run",
@@ -152,9 +181,11 @@ def run_exchange(stack: EmbeddedStack, prefect: LocalPrefect, name: str) -> dict
         "--source",
         f"s3://{SOURCE_BUCKET}/{name}",
         "--state",
-        f"s3://{STATE_BUCKET}/{name}",
+        f"s3://{STATE_BUCKET}/{target}",
         "--partner",
-        f"s3://{PARTNER_BUCKET}/{name}",
+        f"s3://{PARTNER_BUCKET}/{target}",
+        "--runner",
+        runner,
     ]
     env = {**os.environ, **stack.environment("pipeline"), **prefect.environment()}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -167,8 +198,10 @@ def run_exchange(stack: EmbeddedStack, prefect: LocalPrefect, name: str) -> dict
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"the exchange run failed:\n{err.read().decode()[-4000:]}")
         last_line = out.read().decode().strip().splitlines()[-1]
+    report = json.loads(last_line)
     return {
-        "report": json.loads(last_line),
+        "report": report,
+        "flow_s": report["run_s"],
         "process_s": process_s,
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
     }
@@ -252,12 +285,12 @@ def report(results: list[dict[str, Any]]) -> None:
         summary["rate_ratio_largest_over_smallest"] = round(
             last["exchange_travellers_per_s"] / first["exchange_travellers_per_s"], 2
         )
-    names = [k for k in results[0] if k != "stages_s"]
+    names = list(dict.fromkeys(k for r in results for k in r if k != "stages_s"))
     lines = [
         "| figure | " + " | ".join(str(r["travellers_requested"]) for r in results) + " |",
         "|---|" + "---|" * len(results),
     ]
-    lines += [f"| {n} | " + " | ".join(str(r[n]) for r in results) + " |" for n in names]
+    lines += [f"| {n} | " + " | ".join(str(r.get(n)) for r in results) + " |" for n in names]
     for stage in results[0]["stages_s"]:
         cells = " | ".join(f"{r['stages_s'].get(stage, 0):.2f}" for r in results)
         lines.append(f"| stage {stage} s | {cells} |")

@@ -1,6 +1,7 @@
 """Prefect flows that move manifests to the partner: ``exchange_manifests`` and its backfill.
 
-recover -> discover -> parse -> validate -> decide outcomes -> publish -> report. Each task is
+recover -> discover -> per batch: check (parse, transform, validate; on the task runner) ->
+decide outcomes -> publish -> quarantine -> report. Each task is
 a thin wrapper over one package function; the package holds the logic (of it, only
 ``manifest_exchange.orchestration`` knows Prefect). Big tables pass between tasks in memory,
 so tasks neither cache nor persist results. Tasks that talk to the store retry with backoff on
@@ -12,24 +13,30 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
-from manifest_exchange import ingest, quality, runs, transform
+from manifest_exchange import quality, runs, transform
 from manifest_exchange.agreements import DEFAULT_AGREEMENT, load_agreement
-from manifest_exchange.ingest import ParsedManifests
 from manifest_exchange.orchestration.artifacts import StageProgress, publish_run_artifacts
 from manifest_exchange.orchestration.retry import STORE_RETRIES
+from manifest_exchange.orchestration.runners import (
+    batch_task_runner,
+    batches_in_flight,
+    check_batch_task,
+)
 from manifest_exchange.orchestration.settings import run_settings
-from manifest_exchange.publish import build_drop, new_drop_id
-from manifest_exchange.runs import QualitySummary, RunContext
+from manifest_exchange.publish import RecordIndex, build_drop, new_drop_id
+from manifest_exchange.runs import QualitySummary, RunContext, RunTotals, batches
+from manifest_exchange.runs.batches import CheckedBatch
 from manifest_exchange.storage.ledger import Claim, Discovery
 
 # PREFECT_LOGGING_EXTRA_LOGGERS sends the package's records to the UI, but the logger would
@@ -38,8 +45,8 @@ logging.getLogger("manifest_exchange").setLevel(logging.INFO)
 
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 STORE_TASK: dict[str, Any] = {**TASK_OPTIONS, **STORE_RETRIES}
-STAGES = ["recover", "discover", "parse", "transform", "validate", "decide", "publish", "report"]
 MINUTE = 60
+DEFAULT_BATCH_MB = batches.DEFAULT_BATCH_BYTES / (1024 * 1024)
 
 
 @task(name="recover-interrupted-drops", timeout_seconds=10 * MINUTE, **STORE_TASK)
@@ -76,58 +83,16 @@ def discover_and_claim(
     return discovery, claims
 
 
-@task(name="parse-manifests", timeout_seconds=30 * MINUTE, **STORE_TASK)
-def parse_manifests(context: RunContext, claims: list[Claim]) -> ParsedManifests:
-    parsed = ingest.read_manifests(context.client, runs.objects_to_read(claims), context.agreement)
-    get_run_logger().info(
-        "parsed %d objects: %d messages, %d travellers",
-        parsed.objects.num_rows,
-        parsed.messages.num_rows,
-        parsed.traveller_count,
-    )
-    return parsed
-
-
-@task(name="transform-messages", timeout_seconds=15 * MINUTE, **TASK_OPTIONS)
-def transform_messages(context: RunContext, parsed: ParsedManifests) -> pa.Table:
-    return transform.exchange_messages(parsed.messages, parsed.objects, context.agreement)
-
-
-@task(name="validate-messages", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
-def validate_messages(messages: pa.Table, validator: quality.Validator) -> quality.SuiteResult:
-    readable = messages.filter(pc.is_null(messages["parse_error"]))
-    return validator.validate(quality.load_suite("paxlst_messages"), readable)
-
-
-@task(name="transform-travellers", timeout_seconds=15 * MINUTE, **TASK_OPTIONS)
-def transform_travellers(
-    context: RunContext, parsed: ParsedManifests, messages: pa.Table, message_issues: pa.Table
-) -> tuple[pa.Table, pa.Table]:
-    """Travellers in the exchange shape, and one row per passenger list (for its suite)."""
-    travellers = transform.exchange_travellers(
-        parsed.persons, messages, message_issues, context.agreement
-    )
-    return travellers, transform.exchange_lists(messages, travellers)
-
-
-@task(name="validate-travellers", timeout_seconds=30 * MINUTE, **TASK_OPTIONS)
-def validate_travellers(
-    travellers: pa.Table, lists: pa.Table, validator: quality.Validator
-) -> tuple[quality.SuiteResult, quality.SuiteResult]:
-    # Travellers already settled (out of scope, in a quarantined message) are not validated.
-    candidates = travellers.filter(pc.is_null(travellers["stage_outcome"]))
-    return (
-        validator.validate(quality.load_suite("paxlst_travellers"), candidates),
-        validator.validate(quality.load_suite("paxlst_lists"), lists),
-    )
-
-
 @task(name="decide-outcomes", timeout_seconds=15 * MINUTE, **STORE_TASK)
 def decide_outcomes(
-    context: RunContext, travellers: pa.Table, issues: dict[str, pa.Table]
-) -> pa.Table:
-    # Reads the record index, so it runs under the publish lock.
-    return transform.exchange_outcomes(travellers, issues, context.publisher.published_records())
+    context: RunContext, batch: CheckedBatch, record_index: RecordIndex
+) -> tuple[pa.Table, pa.Table]:
+    """Every traveller's outcome and the batch's accounting (checked before anything is
+    published). Reads the record index, so it runs under the publish lock."""
+    outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, record_index.current())
+    accounting = transform.exchange_accounting(outcomes, batch.messages)
+    runs.check_accounting(batch.parsed.traveller_count, accounting, f"batch {batch.number}")
+    return outcomes, accounting
 
 
 @task(name="publish-drop", timeout_seconds=30 * MINUTE, **STORE_TASK)
@@ -138,7 +103,8 @@ def publish_drop(
     validation: dict[str, Any],
     lock_generation: int,
     published_at: dt.datetime,
-) -> tuple[str | None, int]:
+    batch_number: int,
+) -> tuple[str, int] | None:
     # ``published_at`` is fixed by the flow, so a retried attempt rebuilds the very same drop
     # under the same id and the publisher carries on where the failed attempt stopped.
     records, index = transform.exchange_records(
@@ -146,12 +112,12 @@ def publish_drop(
     )
     if records.num_rows == 0:
         runs.finish_ledger(context.ledger, ledger_outcomes, None)
-        get_run_logger().info("nothing new to publish")
-        return None, 0
+        get_run_logger().info("batch %d: nothing new to publish", batch_number)
+        return None
     drop = build_drop(
         records,
         index,
-        drop_id=new_drop_id(published_at, context.run_id),
+        drop_id=new_drop_id(published_at, context.run_id, batch_number),
         agreement=context.agreement.name,
         schema_version=context.agreement.schema_version,
         validation=validation,
@@ -169,37 +135,64 @@ def publish_drop(
         before_success=still_holding_lock,
     )
     get_run_logger().info(
-        "published drop %s: %d records in %d files", drop.drop_id, drop.rows, len(drop.files)
+        "batch %d: published drop %s, %d records in %d files",
+        batch_number,
+        drop.drop_id,
+        drop.rows,
+        len(drop.files),
     )
     return drop.drop_id, drop.rows
 
 
+@task(name="write-quarantine", timeout_seconds=10 * MINUTE, **STORE_TASK)
+def write_quarantine(
+    context: RunContext, batch: CheckedBatch, outcomes: pa.Table
+) -> dict[str, int]:
+    return runs.write_quarantine(
+        context, batch.parsed, outcomes, batch.messages, batch.message_issues, batch.number
+    )
+
+
 @task(name="write-report", timeout_seconds=10 * MINUTE, **STORE_TASK)
 def write_report(
-    context: RunContext,
-    validator: quality.Validator,
-    parsed: ParsedManifests,
-    outcomes: pa.Table,
-    messages: pa.Table,
-    message_issues: pa.Table,
-    **fields: Any,
+    context: RunContext, docs: quality.Validator | None, totals: RunTotals, **fields: Any
 ) -> dict[str, Any]:
-    quarantine = runs.write_quarantine(context, parsed, outcomes, messages, message_issues)
-    accounting = transform.exchange_accounting(outcomes, messages)
-    result = runs.build_report(
-        context,
-        parsed=parsed,
-        messages=messages,
-        accounting=accounting,
-        quarantine=quarantine,
-        **fields,
-    )
-    result["data_docs_files"] = runs.upload_folder(context, validator.data_docs_dir, "data-docs")
+    result = runs.build_report(context, totals=totals, **fields)
+    result["data_docs_files"] = 0
+    if docs is not None:
+        docs.build_data_docs()
+        result["data_docs_files"] = runs.upload_folder(context, docs.data_docs_dir, "data-docs")
     result["report_uri"] = runs.write_report(context, result)
-    listing, total = runs.quarantine_listing(outcomes, messages, message_issues)
     docs_url = runs.data_docs_url(context) if result["data_docs_files"] else None
-    publish_run_artifacts(result, listing, total, docs_url)
+    publish_run_artifacts(result, totals.listing, totals.listing_total, docs_url)
     return result
+
+
+class _Stages:
+    """Seconds per stage (summed over batches) and the UI's progress artifact."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.progress = StageProgress(["recover", "discover", "report"])
+
+    def plan(self, batch_count: int) -> None:
+        """Count each batch as a step of the progress artifact."""
+        batch_steps = [f"batch {number}" for number in range(batch_count)]
+        self.progress.stages = ["recover", "discover", *batch_steps, "report"]
+
+    def batch_done(self, number: int) -> None:
+        self.progress.finished(f"batch {number}")
+
+    def add(self, name: str, seconds: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + seconds
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.add(name, time.perf_counter() - started)
+        if name in self.progress.stages:
+            self.progress.finished(name)
 
 
 def _run_exchange(
@@ -207,71 +200,103 @@ def _run_exchange(
     *,
     landed_from: dt.datetime | None = None,
     landed_until: dt.datetime | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    batch_mb: float = DEFAULT_BATCH_MB,
 ) -> dict[str, Any]:
-    """The stages of one exchange run, shared by the regular flow and the backfill."""
-    timings: dict[str, float] = {}
-    progress = StageProgress(STAGES)
+    """The stages of one exchange run, shared by the regular flow and the backfill.
 
-    @contextmanager
-    def stage(name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
-        progress.finished(name)
-
-    with stage("recover"):
+    Batches are checked on the chosen task runner, a few ahead of the one being published;
+    outcomes and drops follow batch order, one batch at a time under the publish lock.
+    """
+    run_started = time.perf_counter()
+    stages = _Stages()
+    task_runner = batch_task_runner(runner, dask_address)  # fails early on bad options
+    with stages.stage("recover"):
         recovered = recover_interrupted_drops(context)
-    with stage("discover"):
+    with stages.stage("discover"):
         discovery, claims = discover_and_claim(context, landed_from, landed_until)
-    with stage("parse"):
-        parsed = parse_manifests(context, claims)
-    validator = quality.Validator()
-    summary = QualitySummary()
-    # Transform and validate alternate: traveller rows need the messages' verdicts.
-    with stage("transform"):
-        messages = transform_messages(context, parsed)
-    with stage("validate"):
-        message_result = validate_messages(messages, validator)
-    with stage("transform"):
-        travellers, lists = transform_travellers(context, parsed, messages, message_result.issues)
-    with stage("validate"):
-        traveller_result, list_result = validate_travellers(travellers, lists, validator)
-    for result in (message_result, traveller_result, list_result):
-        summary.add(result)
-    issues = {
-        "message_issues": message_result.issues,
-        "traveller_issues": traveller_result.issues,
-        "list_issues": list_result.issues,
-    }
-    with context.publish_lock.hold(context.run_id) as generation:
-        with stage("decide"):
-            outcomes = decide_outcomes(context, travellers, issues)
-            ledger_outcomes = runs.object_outcomes(claims, parsed, outcomes, messages)
-        with stage("publish"):
-            drop_id, drop_rows = publish_drop(
-                context,
-                outcomes,
-                ledger_outcomes,
-                summary.as_dict(),
-                generation,
-                dt.datetime.now(dt.UTC),
-            )
-    with stage("report"):
-        return write_report(
-            context,
-            validator,
-            parsed,
+    plan = batches.plan_batches(runs.objects_to_read(claims), int(batch_mb * 1024 * 1024))
+    get_run_logger().info("%d claimed objects in %d batches (%s)", len(claims), len(plan), runner)
+    stages.plan(len(plan))
+    claims_by_key = {claim.source.key: claim for claim in claims}
+    totals = RunTotals()
+    docs = quality.Validator(data_docs=True) if plan else None
+    record_index = context.publisher.record_index()
+
+    def publish(batch: CheckedBatch) -> None:
+        for stage, seconds in batch.timings.items():
+            stages.add(stage, seconds)
+        for result in batch.results.values():
+            totals.quality.add(result)
+        if docs is not None:
+            docs.store_results(batch.results.values())
+        summary = QualitySummary()
+        for result in batch.results.values():
+            summary.add(result)
+        batch_claims = [claims_by_key[obj.key] for obj in batch.objects]
+        with context.publish_lock.hold(context.run_id) as generation:
+            with stages.stage("decide"):
+                outcomes, accounting = decide_outcomes(context, batch, record_index)
+                ledger_outcomes = runs.object_outcomes(
+                    batch_claims, batch.parsed, outcomes, batch.messages
+                )
+            with stages.stage("publish"):
+                drop = publish_drop(
+                    context,
+                    outcomes,
+                    ledger_outcomes,
+                    summary.as_dict(),
+                    generation,
+                    dt.datetime.now(dt.UTC),
+                    batch.number,
+                )
+        with stages.stage("quarantine"):
+            quarantine = write_quarantine(context, batch, outcomes)
+        totals.add_batch(
+            batch.parsed,
+            batch.messages,
+            batch.message_issues,
             outcomes,
-            messages,
-            message_result.issues,
+            accounting,
+            quarantine=quarantine,
+            drop=drop,
+        )
+        stages.batch_done(batch.number)
+
+    with stages.stage("batches"), task_runner:
+        in_flight = batches_in_flight(task_runner)
+        pending: deque[PrefectFuture[CheckedBatch]] = deque()
+        for number, objects in enumerate(plan):
+            pending.append(
+                task_runner.submit(
+                    check_batch_task,
+                    {
+                        "s3": context.s3,
+                        "agreement": context.agreement,
+                        "objects": objects,
+                        "number": number,
+                    },
+                )
+            )
+            if len(pending) >= in_flight:
+                publish(pending.popleft().result())
+        while pending:
+            publish(pending.popleft().result())
+    with stages.stage("report"):
+        result = write_report(
+            context,
+            docs,
+            totals,
             discovery=discovery,
             claims=claims,
-            quality=summary,
-            drop_id=drop_id,
-            drop_rows=drop_rows,
             recovered_drops=recovered,
-            timings=timings,
+            timings=stages.timings,
         )
+    # The stored report was written before its own stage ended; the caller gets the whole run.
+    result["timings_s"]["report"] = round(stages.timings["report"], 3)
+    result["run_s"] = round(time.perf_counter() - run_started, 3)
+    return result
 
 
 def _context(
@@ -302,8 +327,11 @@ def exchange_manifests(
     agreement: str = DEFAULT_AGREEMENT,
     s3_credentials_block: str | None = None,
     hmac_key_block: str | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    batch_mb: float = DEFAULT_BATCH_MB,
 ) -> dict[str, Any]:
-    """Move new manifests under ``source`` to a verified drop for the agreement's partner.
+    """Move new manifests under ``source`` to verified drops for the agreement's partner.
 
     Args:
         source: ``s3://bucket/prefix`` of new manifests.
@@ -314,9 +342,12 @@ def exchange_manifests(
             (default: the ``AWS_*`` environment variables).
         hmac_key_block: a ``Secret`` block with the document-matching key
             (default: ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``).
+        runner: where batches are checked: ``threads`` (in this process) or ``dask``.
+        dask_address: an existing Dask scheduler for ``dask`` (default: a local cluster).
+        batch_mb: objects per batch by listed size; one drop per batch that has records.
     """
     context = _context(source, state, partner, agreement, s3_credentials_block, hmac_key_block)
-    return _run_exchange(context)
+    return _run_exchange(context, runner=runner, dask_address=dask_address, batch_mb=batch_mb)
 
 
 @flow(name="backfill_manifests", log_prints=False)
@@ -330,6 +361,9 @@ def backfill_manifests(
     landed_until: dt.datetime | None = None,
     s3_credentials_block: str | None = None,
     hmac_key_block: str | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    batch_mb: float = DEFAULT_BATCH_MB,
 ) -> dict[str, Any]:
     """Process what the ledger has not finished under a prefix and/or a landing window.
 
@@ -346,7 +380,12 @@ def backfill_manifests(
         source = f"{source.rstrip('/')}/{prefix.strip('/')}"
     context = _context(source, state, partner, agreement, s3_credentials_block, hmac_key_block)
     return _run_exchange(
-        context, landed_from=_as_utc(landed_from), landed_until=_as_utc(landed_until)
+        context,
+        landed_from=_as_utc(landed_from),
+        landed_until=_as_utc(landed_until),
+        runner=runner,
+        dask_address=dask_address,
+        batch_mb=batch_mb,
     )
 
 

@@ -54,8 +54,9 @@ class Exchange:
     def upload_bytes(self, key: str, data: bytes) -> None:
         put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
 
-    def run(self) -> dict[str, Any]:
-        report: dict[str, Any] = self.flow(**self.locations)
+    def run(self, **options: Any) -> dict[str, Any]:
+        """One exchange run; ``options`` are the flow's other parameters (runner, batch_mb)."""
+        report: dict[str, Any] = self.flow(**self.locations, **options)
         return report
 
     def audit(self, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
@@ -70,9 +71,24 @@ class Exchange:
         )
 
     def published_rows(self) -> pa.Table:
+        return self.published_rows_under(self.partner.prefix)
+
+    def quarantine(self, run_id: str, name: str) -> pa.Table:
+        """One kind of quarantine file (``travellers``, ``messages``, ``errors``) of every
+        batch of a run, in batch order."""
+        folder = S3Location(STATE_BUCKET, f"{self.name}/quarantine/{run_id}")
+        tables = [
+            pq.read_table(io.BytesIO(get_bytes(self.pipeline, STATE_BUCKET, info.key)))
+            for info in iter_objects(self.pipeline, folder)
+            if info.key.endswith(f"/{name}.parquet")
+        ]
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def published_rows_under(self, prefix: str) -> pa.Table:
+        """Every Parquet row under ``prefix`` of the partner bucket, in key order."""
         tables = [
             pq.read_table(io.BytesIO(get_bytes(self.pipeline, PARTNER_BUCKET, info.key)))
-            for info in iter_objects(self.pipeline, self.partner)
+            for info in iter_objects(self.pipeline, S3Location(PARTNER_BUCKET, prefix))
             if info.key.endswith(".parquet")
         ]
         return pa.concat_tables(tables) if tables else pa.table({})

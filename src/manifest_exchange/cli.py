@@ -40,6 +40,7 @@ from manifest_exchange.paxlst.parser import (
 )
 from manifest_exchange.paxlst.summary import ParseSummary
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.runs.batches import DEFAULT_BATCH_BYTES, RUNNERS
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
@@ -139,6 +140,21 @@ def _argument_parser() -> argparse.ArgumentParser:
     run.add_argument("--partner", help="s3://bucket/prefix of drops (default: the agreement's)")
     run.add_argument("--agreement", default=DEFAULT_AGREEMENT, help="name or TOML path")
     run.add_argument("--json", action="store_true", help="last stdout line: the run report")
+    run.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default="threads",
+        help="where batches are checked: threads in this process, or a Dask cluster",
+    )
+    run.add_argument(
+        "--dask-address", help="an existing Dask scheduler (tcp://host:8786) for --runner dask"
+    )
+    run.add_argument(
+        "--batch-mb",
+        type=float,
+        default=DEFAULT_BATCH_BYTES / (1024 * 1024),
+        help="objects per batch by listed size (MB); memory grows with it, not with the run",
+    )
     run.set_defaults(handler=_run)
 
     partner = commands.add_parser("partner", help="the partner's side of the drops")
@@ -395,7 +411,13 @@ def load_exchange_flow() -> Callable[..., dict[str, Any]]:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     report = load_exchange_flow()(
-        source=args.source, state=args.state, partner=args.partner, agreement=args.agreement
+        source=args.source,
+        state=args.state,
+        partner=args.partner,
+        agreement=args.agreement,
+        runner=args.runner,
+        dask_address=args.dask_address,
+        batch_mb=args.batch_mb,
     )
     print(format_report(report))
     if args.json:
@@ -414,7 +436,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"  published {report['published']}, out of scope {report['out_of_scope']}, "
             f"duplicates {report['duplicates']}, quarantined {report['quarantined_rows']} "
             f"(+{report['quarantined_messages']} messages quarantined)",
-            f"  drop: {report['drop_id'] or 'none (nothing new)'}; report: {report['report_uri']}",
+            f"  drops: {', '.join(report['drop_ids']) or 'none (nothing new)'} "
+            f"({report['batches']} batches); report: {report['report_uri']}",
             f"  timings: {timings}",
         ]
     )
@@ -471,7 +494,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
         second = flow(**locations)
     print("6. second run over the same prefix (must publish nothing):")
     print(format_report(second))
-    if second["drop_id"] is not None or not verified.is_ok:
+    if second["drop_ids"] or not verified.is_ok:
         print("error: the second run published again or verification failed", file=sys.stderr)
         return 1
     print("The store keeps running; stop it with: manifest-exchange stack down")

@@ -34,14 +34,14 @@ def test_audit_finds_a_republished_drop_an_orphan_and_a_miscount(exchange: Excha
     exchange.upload(make_corpus(flights=3, seed=53))
     report = exchange.run()
     root = drops_root(exchange.partner)
-    drop = S3Location(root.bucket, root.key(report["drop_id"]))
+    drop = S3Location(root.bucket, root.key(report["drop_ids"][0]))
     # The same records published a second time under another drop id:
     copy = S3Location(root.bucket, root.key("20990101T000000Z-copy"))
     for info in iter_objects(exchange.pipeline, drop):
         relative = info.key[len(drop.prefix) + 1 :]
         data = get_bytes(exchange.pipeline, PARTNER_BUCKET, info.key)
         if relative == "manifest.json":
-            data = data.replace(report["drop_id"].encode(), b"20990101T000000Z-copy")
+            data = data.replace(report["drop_ids"][0].encode(), b"20990101T000000Z-copy")
         put_bytes(exchange.pipeline, PARTNER_BUCKET, copy.key(relative), data)
     # A publish that never completed:
     put_bytes(exchange.pipeline, PARTNER_BUCKET, root.key("20990102T000000Z-orphan", "x"), b"x")
@@ -61,7 +61,7 @@ def test_audit_finds_a_republished_drop_an_orphan_and_a_miscount(exchange: Excha
     assert not found.ok
     assert len(found.duplicate_publications) == report["published"]
     assert {tuple(d["drops"]) for d in found.duplicate_publications} == {
-        (report["drop_id"], "20990101T000000Z-copy")
+        (report["drop_ids"][0], "20990101T000000Z-copy")
     }
     assert found.published_rows == 2 * found.ledger_published
     assert found.orphan_drops == ["20990102T000000Z-orphan"]

@@ -26,7 +26,6 @@ from manifest_exchange.storage.ledger import PublishLock
 from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import (
     PARTNER_BUCKET,
-    STATE_BUCKET,
 )
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,7 @@ def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) ->
     report = exchange.run()
 
     _assert_outcomes(report, expected_outcomes(corpus))
-    assert report["drop_id"] is not None
+    assert len(report["drop_ids"]) == 1
     rows = exchange.published_rows()
     assert rows.num_rows == report["published"]
     assert len(set(rows["record_id"].to_pylist())) == rows.num_rows
@@ -65,8 +64,8 @@ def test_rerun_with_nothing_new_publishes_nothing(exchange: Exchange) -> None:
 
     second = exchange.run()
 
-    assert first["drop_id"] is not None
-    assert second["drop_id"] is None
+    assert first["drop_ids"]
+    assert second["drop_ids"] == []
     assert second["objects"]["claimed"] == 0
     assert second["objects"]["already_processed"] == first["objects"]["claimed"]
     assert second["travellers"] == 0
@@ -81,15 +80,7 @@ def test_defective_travellers_are_quarantined_with_reasons(exchange: Exchange) -
     report = exchange.run()
 
     _assert_outcomes(report, expected_outcomes(corpus))
-    quarantine = pq.read_table(
-        io.BytesIO(
-            get_bytes(
-                exchange.pipeline,
-                STATE_BUCKET,
-                f"{exchange.name}/quarantine/{report['run_id']}/travellers.parquet",
-            )
-        )
-    )
+    quarantine = exchange.quarantine(report["run_id"], "travellers")
     assert quarantine.num_rows == report["quarantined_rows"]
     reasons = {r for row in quarantine["reasons"].to_pylist() for r in row}
     assert reasons <= {
@@ -120,7 +111,7 @@ def test_a_resend_in_a_later_run_publishes_nothing(exchange: Exchange) -> None:
     assert first["published"] > 0
     assert second["objects"]["claimed"] == 1
     assert second["published"] == 0
-    assert second["drop_id"] is None
+    assert second["drop_ids"] == []
     assert second["duplicates"] + second["out_of_scope"] == second["travellers"]
 
 

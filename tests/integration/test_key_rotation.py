@@ -37,7 +37,10 @@ def test_rotated_key_applies_to_new_drops_only(
             data = get_bytes(exchange.pipeline, PARTNER_BUCKET, info.key)
             key_ids = pq.read_table(io.BytesIO(data), columns=["hmac_key_id"])["hmac_key_id"]
             by_drop.setdefault(drop_id, set()).update(key_ids.to_pylist())
-    assert by_drop == {first["drop_id"]: {old_key_id}, second["drop_id"]: {"rotated-2027-01"}}
+    assert by_drop == {
+        first["drop_ids"][0]: {old_key_id},
+        second["drop_ids"][0]: {"rotated-2027-01"},
+    }
     after = {i.key: i.etag for i in iter_objects(exchange.pipeline, exchange.partner)}
     assert {k: after[k] for k in before} == before  # the old drop was not rewritten
     assert verify_drops(exchange.stack.client("partner"), exchange.partner).is_ok

@@ -80,7 +80,7 @@ def test_reconcile_reports_unprocessed_stuck_orphan_and_mismatch(exchange: Excha
     assert result.stuck == [exchange.source.key("late/stuck.edi")]
     assert result.orphan_drops == ["20261124T000000Z-orphan"]
     assert result.row_mismatches == {
-        report["drop_id"]: {
+        report["drop_ids"][0]: {
             "ledger_published": report["published"] + 1,
             "drop_rows": report["published"],
         }

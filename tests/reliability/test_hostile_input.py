@@ -8,15 +8,13 @@ import io
 import random
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
 from manifest_exchange import ingest
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.operations.audit import AuditReport
-from manifest_exchange.storage.s3 import get_bytes
-from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET
+from manifest_exchange.storage.stack import SOURCE_BUCKET
 
 pytestmark = pytest.mark.integration
 
@@ -127,20 +125,17 @@ def test_hostile_objects_are_quarantined_and_nothing_else_is_lost(exchange: Exch
     assert not set(rows["dep_airport"].to_pylist()) & {"NRT"}
     hostile_rows = rows.filter(pc.equal(rows["surname"], TRICKY_SURNAME))
     assert hostile_rows.num_rows == 1  # stored verbatim: data, never SQL or syntax
-    quarantine = f"{exchange.name}/quarantine/{report['run_id']}"
 
     def read(name: str) -> dict[str, object]:
-        table = pq.read_table(
-            io.BytesIO(get_bytes(exchange.pipeline, STATE_BUCKET, f"{quarantine}/{name}"))
-        )
+        table = exchange.quarantine(report["run_id"], name)
         return dict(zip(table["object_key"].to_pylist(), table.to_pylist(), strict=True))
 
-    errors = read("errors.parquet")
+    errors = read("errors")
     for key in UNREADABLE:
         entry = errors.get(exchange.source.key(key))
         assert entry, f"no quarantine entry for {key!r}"
         assert entry["error_code"], f"no reason for {key!r}"
-    huge = read("messages.parquet")[exchange.source.key("hostile/huge segment.edi")]
+    huge = read("messages")[exchange.source.key("hostile/huge segment.edi")]
     assert huge["failed_checks"] or huge["parse_error"]
     checked = exchange.audit(later=dt.timedelta(hours=1))
     _print_row("hostile objects, SQL/release tricks, Latin-1, another agreement", checked)
@@ -175,8 +170,7 @@ def test_an_object_over_the_size_limit_is_refused_without_being_downloaded(
     assert big_key not in downloaded
     assert len(downloaded) == len(clean.objects)
     assert exchange.published_rows().num_rows == expected_outcomes(clean)["published"]
-    quarantine = f"{exchange.name}/quarantine/{report['run_id']}/errors.parquet"
-    errors = pq.read_table(io.BytesIO(get_bytes(exchange.pipeline, STATE_BUCKET, quarantine)))
+    errors = exchange.quarantine(report["run_id"], "errors")
     refused = errors.filter(pc.equal(errors["object_key"], big_key)).to_pylist()
     assert [row["error_code"] for row in refused] == ["object_too_large"]
     assert f"{size:,} bytes" in refused[0]["reason"]

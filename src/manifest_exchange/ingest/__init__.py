@@ -93,9 +93,10 @@ def read_manifests(
     return _combine(results, order, received)
 
 
-def _pages(
+def pages(
     objects: Sequence[ObjectToRead], max_objects: int, max_bytes: int, max_object_bytes: int
 ) -> Iterator[list[ObjectToRead]]:
+    """Cut ``objects`` into runs of at most ``max_objects`` and about ``max_bytes`` listed."""
     page: list[ObjectToRead] = []
     size = 0
     for obj in objects:
@@ -120,7 +121,7 @@ def fetch_objects(
 ) -> Iterator[SourceObject]:
     """Download ``objects`` in order, concurrently within bounded pages; objects listed above
     ``max_object_bytes`` are not downloaded (the parser refuses them by their size)."""
-    for chunk in _pages(objects, page, page_bytes, max_object_bytes):
+    for chunk in pages(objects, page, page_bytes, max_object_bytes):
         yield from _fetch_page(client, chunk, max_object_bytes)
 
 

@@ -46,15 +46,16 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> str:
     """The run report as markdown: outcomes, flights, the drop, validation, timings."""
-    drop = (
-        f"`{report['drop_id']}`: {report['drop_rows']} records at `{report['drop_uri']}`"
-        if report["drop_id"]
+    drops = (
+        f"{report['drop_rows']} records in {len(report['drop_ids'])} drop(s): "
+        + ", ".join(f"`{uri}`" for uri in report["drop_uris"])
+        if report["drop_ids"]
         else "none (nothing new to publish)"
     )
     objects = report["objects"]
     parts = [
         f"### Exchange run `{report['run_id']}` ({report['agreement']})",
-        f"**Drop:** {drop}",
+        f"**Drops:** {drops} ({report['batches']} batches)",
         f"**Source objects:** {objects['listed']} listed, {objects['already_processed']} already "
         f"processed, {objects['claimed']} claimed ({objects['taken_over']} taken over from "
         f"stalled runs), {objects['claimed_by_other_runs']} left to other runs, "

@@ -82,9 +82,10 @@ def drops_root(partner: S3Location, schema_version: str = "1") -> S3Location:
     return S3Location(partner.bucket, partner.key(f"v{schema_version}", "drops"))
 
 
-def new_drop_id(now: dt.datetime, run_id: str) -> str:
-    """Sortable by time, unique per run: ``20261201T013000Z-<run id prefix>``."""
-    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{run_id.replace('-', '')[:12]}"
+def new_drop_id(now: dt.datetime, run_id: str, batch: int = 0) -> str:
+    """Sortable by time, unique per run and batch: ``20261201T013000Z-<run id prefix>-0000``."""
+    run = run_id.replace("-", "")[:12]
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{run}-{batch:04d}"
 
 
 def build_drop(
@@ -173,6 +174,27 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+class RecordIndex:
+    """Every record published so far (one row per publication), read incrementally.
+
+    Index files are immutable (one per drop), so each refresh lists the index and reads only
+    the files it has not read yet: a run of many batches does not read the index per batch.
+    """
+
+    def __init__(self, client: S3Client, root: S3Location) -> None:
+        self.client = client
+        self.root = root
+        self._tables: dict[str, pa.Table] = {}
+
+    def current(self) -> pa.Table:
+        keys = [info.key for info in iter_objects(self.client, self.root)]
+        new = [key for key in keys if key not in self._tables]
+        for key, data in zip(new, get_many(self.client, self.root.bucket, new), strict=True):
+            self._tables[key] = pq.read_table(io.BytesIO(data)).cast(RECORD_INDEX_SCHEMA)
+        tables = [self._tables[key] for key in keys]
+        return pa.concat_tables(tables) if tables else RECORD_INDEX_SCHEMA.empty_table()
+
+
 # Writes the ledger's done markers for a drop's source objects: (ledger outcomes, drop id).
 FinishLedger = Callable[[list[dict[str, Any]], str], None]
 
@@ -199,14 +221,9 @@ class DropPublisher:
 
     # -- record index ----------------------------------------------------------------------------
 
-    def published_records(self) -> pa.Table:
-        """Every record published so far (one row per publication)."""
-        keys = [info.key for info in iter_objects(self.client, self.index_root)]
-        tables = [
-            pq.read_table(io.BytesIO(data)).cast(RECORD_INDEX_SCHEMA)
-            for data in get_many(self.client, self.index_root.bucket, keys)
-        ]
-        return pa.concat_tables(tables) if tables else RECORD_INDEX_SCHEMA.empty_table()
+    def record_index(self) -> RecordIndex:
+        """What the partner already has; read again with :meth:`RecordIndex.current`."""
+        return RecordIndex(self.client, self.index_root)
 
     # -- publish ---------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ class SuiteResult:
     rows: int
     issues: pa.Table
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # GX's own results (ids and counts, no row values), for Data Docs built elsewhere.
+    documents: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -86,23 +90,32 @@ class SuiteResult:
 class Validator:
     """Runs suites with one GX file context in ``workdir`` so Data Docs can be built.
 
+    Threads may share a validator. GX calls of every validator in a process are serialised:
+    GX's set-up and stores are not safe from two threads at once.
+
     Args:
         workdir: folder for the GX project (Data Docs land in ``data_docs_dir``).
+        data_docs: update Data Docs after every validation. Off where results are validated
+            in workers: the flow then builds the docs once with :meth:`build_data_docs`.
     """
 
-    def __init__(self, workdir: Path | None = None) -> None:
-        import great_expectations as gx  # slow to import: only when validation runs
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+    _lock = threading.RLock()
 
-        self._gx = gx
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
-        self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        # Nothing about a border agency's checks is sent anywhere (the Makefile also sets
-        # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
-        self.context.variables.analytics_enabled = False
-        self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
-        self._checkpoints: dict[str, Any] = {}
+    def __init__(self, workdir: Path | None = None, *, data_docs: bool = True) -> None:
+        with self._lock:
+            import great_expectations as gx  # slow to import: only when validation runs
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self._gx = gx
+            self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
+            self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            # Nothing about a border agency's checks is sent anywhere (the Makefile also sets
+            # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
+            self.context.variables.analytics_enabled = False
+            self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
+            self._checkpoints: dict[str, Any] = {}
+            self._data_docs = data_docs
         self.parameters = {"country_codes": sorted(set(country_alpha3_by_code().values()))}
 
     @property
@@ -114,12 +127,36 @@ class Validator:
         if table.num_rows == 0:
             return SuiteResult(suite.name, 0, ISSUES_SCHEMA.empty_table())
         frame = table.select(suite.columns).to_pandas()
-        checkpoint = self._checkpoints.get(suite.name) or self._add_checkpoint(suite)
-        result = checkpoint.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
-        )
-        (validation,) = result.run_results.values()
-        return _collect(suite, table.num_rows, validation.results)
+        with self._lock:
+            checkpoint = self._checkpoints.get(suite.name) or self._add_checkpoint(suite)
+            result = checkpoint.run(
+                batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
+            )
+        ((identifier, validation),) = result.run_results.items()
+        collected = _collect(suite, table.num_rows, validation.results)
+        collected.documents.append((identifier, validation))
+        return collected
+
+    def store_results(self, results: Iterable[SuiteResult]) -> int:
+        """Keep results validated elsewhere (e.g. on Dask workers) for :meth:`build_data_docs`.
+
+        They go to the GX project's validation store on disk, so a run does not hold every
+        batch's results in memory. Returns how many were stored.
+        """
+        stored = 0
+        with self._lock:
+            for result in results:
+                for identifier, validation in result.documents:
+                    if result.suite not in self._checkpoints:
+                        self._add_checkpoint(load_suite(result.suite))
+                    self.context.validation_results_store.set(identifier, validation)
+                    stored += 1
+        return stored
+
+    def build_data_docs(self) -> None:
+        """Render Data Docs for every stored result."""
+        with self._lock:
+            self.context.build_data_docs()
 
     def _add_checkpoint(self, suite: Suite) -> Any:
         """Register the suite, a dataframe asset and a checkpoint that updates Data Docs."""
@@ -140,7 +177,11 @@ class Validator:
             gx.Checkpoint(
                 name=suite.name,
                 validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                actions=(
+                    [gx.checkpoint.UpdateDataDocsAction(name="data_docs")]
+                    if self._data_docs
+                    else []
+                ),
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": [suite.row_id],

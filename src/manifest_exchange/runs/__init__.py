@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifest_exchange.agreements import Agreement
-from manifest_exchange.config import HmacKey, Settings
+from manifest_exchange.config import HmacKey, S3Settings, Settings
 from manifest_exchange.ingest import ObjectToRead, ParsedManifests
 from manifest_exchange.publish import DropPublisher, drops_root, parquet_bytes
 from manifest_exchange.quality import SuiteResult
@@ -51,6 +51,7 @@ class RunContext:
     state: S3Location
     partner: S3Location
     hmac_key: HmacKey
+    s3: S3Settings
     client: S3Client
     claim_timeout_s: float
     lock_timeout_s: float
@@ -79,6 +80,7 @@ class RunContext:
             state=S3Location.parse(state),
             partner=S3Location.parse(partner or agreement.partner_location),
             hmac_key=settings.hmac_key,
+            s3=settings.s3,
             client=make_client(settings.s3),
             claim_timeout_s=settings.claim_timeout_s,
             lock_timeout_s=settings.lock_timeout_s,
@@ -99,8 +101,12 @@ class RunContext:
     def run_folder(self) -> S3Location:
         return S3Location(self.state.bucket, self.state.key("runs", self.run_id))
 
-    def quarantine_folder(self) -> S3Location:
-        return S3Location(self.state.bucket, self.state.key("quarantine", self.run_id))
+    def quarantine_folder(self, batch: int | None = None) -> S3Location:
+        """The run's quarantine, or one batch's part of it (``batch=00000``, Hive-style)."""
+        folder = self.state.key("quarantine", self.run_id)
+        if batch is not None:
+            folder = f"{folder}/batch={batch:05d}"
+        return S3Location(self.state.bucket, folder)
 
     def drop_location(self, drop_id: str) -> S3Location:
         root = drops_root(self.partner, self.agreement.schema_version)
@@ -172,23 +178,32 @@ def finish_ledger(ledger: Ledger, outcomes: list[dict[str, Any]], drop_id: str |
 
 @dataclass
 class QualitySummary:
-    """Per suite: rows checked and unexpected counts per failed check (no row values)."""
+    """Per suite: rows checked and unexpected counts per failed check (no row values).
+
+    Results of several batches add up.
+    """
 
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, result: SuiteResult) -> None:
-        self.suites[result.suite] = {
-            "rows": result.rows,
-            "failed": {
-                c["check"]: {"severity": c["severity"], "rows": c["unexpected_count"]}
-                for c in result.checks
-                if not c["success"]
-            },
-            "checks": len(result.checks),
-        }
+        suite = self.suites.setdefault(
+            result.suite, {"rows": 0, "failed": {}, "checks": len(result.checks)}
+        )
+        suite["rows"] += result.rows
+        suite["checks"] = max(suite["checks"], len(result.checks))
+        for check in result.checks:
+            if check["success"]:
+                continue
+            failed = suite["failed"].setdefault(
+                check["check"], {"severity": check["severity"], "rows": 0}
+            )
+            failed["rows"] += check["unexpected_count"]
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.suites)
+        return {
+            name: {**suite, "failed": dict(sorted(suite["failed"].items()))}
+            for name, suite in self.suites.items()
+        }
 
 
 def quarantined_messages(messages: pa.Table, message_issues: pa.Table) -> pa.Table:
@@ -246,13 +261,15 @@ def write_quarantine(
     outcomes: pa.Table,
     messages: pa.Table,
     message_issues: pa.Table,
+    batch: int | None = None,
 ) -> dict[str, int]:
     """Quarantined travellers, messages and objects, with reasons, to the state bucket.
 
     A message is quarantined as a whole when it could not be read or failed an error check
-    of the message suite; its rows in ``messages.parquet`` list those checks.
+    of the message suite; its rows in ``messages.parquet`` list those checks. Each batch
+    writes its own folder (``quarantine/<run>/batch=NNNNN/``).
     """
-    folder = context.quarantine_folder()
+    folder = context.quarantine_folder(batch)
     travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
     bad_messages = quarantined_messages(messages, message_issues)
     items = []
@@ -300,28 +317,100 @@ def data_docs_url(context: RunContext, name: str = "data-docs", expires_s: int =
     return url
 
 
+def check_accounting(travellers: int, accounting: pa.Table, label: str) -> dict[str, int]:
+    """Outcome totals of ``accounting``; raises if they do not add up to ``travellers``."""
+    totals = dict.fromkeys(OUTCOMES, 0)
+    for outcome, count in zip(
+        accounting["outcome"].to_pylist(), accounting["travellers"].to_pylist(), strict=True
+    ):
+        totals[outcome] += int(count)
+    if sum(totals.values()) != travellers:
+        raise AccountingError(
+            f"{label}: {travellers} travellers received but {sum(totals.values())} accounted "
+            f"for ({totals})"
+        )
+    return totals
+
+
+@dataclass
+class RunTotals:
+    """What a run's batches add up to, for its report: counts, ids and reasons only.
+
+    Kept small on purpose (no batch's tables), so a run's memory does not grow with its input.
+    """
+
+    objects_unreadable: int = 0
+    messages: int = 0
+    travellers: int = 0
+    batches: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    per_flight: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    )
+    quarantine: dict[str, int] = field(
+        default_factory=lambda: {"travellers": 0, "messages": 0, "errors": 0}
+    )
+    quality: QualitySummary = field(default_factory=QualitySummary)
+    drops: list[tuple[str, int]] = field(default_factory=list)
+    listing: list[dict[str, Any]] = field(default_factory=list)
+    listing_total: int = 0
+    listing_limit: int = 500
+
+    def add_batch(
+        self,
+        parsed: ParsedManifests,
+        messages: pa.Table,
+        message_issues: pa.Table,
+        outcomes: pa.Table,
+        accounting: pa.Table,
+        *,
+        quarantine: dict[str, int],
+        drop: tuple[str, int] | None,
+    ) -> None:
+        """Add one published batch and its ``transform.exchange_accounting`` rows.
+
+        Raises :class:`AccountingError` if the batch does not add up.
+        """
+        travellers = parsed.traveller_count
+        counts = check_accounting(travellers, accounting, f"batch {self.batches}")
+        for row in accounting.to_pylist():
+            flight = row["flight_key"] or "(unreadable)"
+            self.per_flight[flight][row["outcome"]] += int(row["travellers"])
+        for outcome, count in counts.items():
+            self.outcomes[outcome] += count
+        self.objects_unreadable += int(
+            pc.sum(pc.is_valid(parsed.objects["error_code"])).as_py() or 0
+        )
+        self.messages += messages.num_rows
+        self.travellers += travellers
+        self.batches += 1
+        for name, count in quarantine.items():
+            self.quarantine[name] += count
+        if drop is not None:
+            self.drops.append(drop)
+        rows, total = quarantine_listing(
+            outcomes, messages, message_issues, limit=self.listing_limit
+        )
+        self.listing.extend(rows[: self.listing_limit - len(self.listing)])
+        self.listing_total += total
+
+    @property
+    def drop_rows(self) -> int:
+        return sum(rows for _, rows in self.drops)
+
+
 def build_report(
     context: RunContext,
     *,
     discovery: Discovery | None,
     claims: list[Claim],
-    parsed: ParsedManifests,
-    messages: pa.Table,
-    accounting: pa.Table,
-    quarantine: dict[str, int],
-    quality: QualitySummary,
-    drop_id: str | None,
-    drop_rows: int,
+    totals: RunTotals,
     recovered_drops: list[str],
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """The run report; raises :class:`AccountingError` if the outcomes do not add up."""
-    totals = dict.fromkeys(OUTCOMES, 0)
-    per_flight: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
-    for row in accounting.to_pylist():
-        totals[row["outcome"]] += int(row["travellers"])
-        per_flight[row["flight_key"] or "(unreadable)"][row["outcome"]] += int(row["travellers"])
-    travellers = parsed.traveller_count
+    outcomes = totals.outcomes
+    drop_ids = [drop_id for drop_id, _ in totals.drops]
     report = {
         "run_id": context.run_id,
         "agreement": context.agreement.name,
@@ -329,9 +418,10 @@ def build_report(
         "partner": str(context.partner),
         "started_at": context.started_at.isoformat(),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-        "drop_id": drop_id,
-        "drop_rows": drop_rows,
-        "drop_uri": str(context.drop_location(drop_id)) if drop_id else None,
+        "drop_ids": drop_ids,
+        "drop_rows": totals.drop_rows,
+        "drop_uris": [str(context.drop_location(drop_id)) for drop_id in drop_ids],
+        "batches": totals.batches,
         "quarantine_uri": str(context.quarantine_folder()),
         "recovered_drops": recovered_drops,
         "objects": {
@@ -340,24 +430,25 @@ def build_report(
             "claimed_by_other_runs": discovery.claimed_by_others if discovery else 0,
             "claimed": len(claims),
             "taken_over": sum(c.is_takeover for c in claims),
-            "unreadable": int(pc.sum(pc.is_valid(parsed.objects["error_code"])).as_py() or 0),
+            "unreadable": totals.objects_unreadable,
         },
-        "messages": messages.num_rows,
-        "travellers": travellers,
-        "published": totals["published"],
-        "out_of_scope": totals["out_of_scope"],
-        "duplicates": totals["duplicate"],
-        "quarantined_rows": totals["quarantined"],
-        "quarantined_messages": quarantine["messages"],
-        "validation": quality.as_dict(),
-        "per_flight": dict(sorted(per_flight.items())),
+        "messages": totals.messages,
+        "travellers": totals.travellers,
+        "published": outcomes["published"],
+        "out_of_scope": outcomes["out_of_scope"],
+        "duplicates": outcomes["duplicate"],
+        "quarantined_rows": outcomes["quarantined"],
+        "quarantined_messages": totals.quarantine["messages"],
+        "validation": totals.quality.as_dict(),
+        "per_flight": {k: dict(v) for k, v in sorted(totals.per_flight.items())},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
-    accounted = sum(totals.values())
-    if accounted != travellers or drop_rows != totals["published"]:
+    accounted = sum(outcomes.values())
+    if accounted != totals.travellers or totals.drop_rows != outcomes["published"]:
         raise AccountingError(
-            f"run {context.run_id}: {travellers} travellers received but {accounted} accounted "
-            f"for ({totals}); drop rows {drop_rows} vs published {totals['published']}"
+            f"run {context.run_id}: {totals.travellers} travellers received but {accounted} "
+            f"accounted for ({outcomes}); drop rows {totals.drop_rows} vs published "
+            f"{outcomes['published']}"
         )
     return report
 

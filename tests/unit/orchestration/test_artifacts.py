@@ -18,9 +18,10 @@ def _report(**overrides: Any) -> dict[str, Any]:
     report = {
         "run_id": "run-1",
         "agreement": "tw-jp",
-        "drop_id": "20261201T000000Z-abc",
+        "drop_ids": ["20261201T000000Z-abc-0000"],
         "drop_rows": 3,
-        "drop_uri": "s3://partner-drops/tw-jp/v1/drops/20261201T000000Z-abc",
+        "drop_uris": ["s3://partner-drops/tw-jp/v1/drops/20261201T000000Z-abc-0000"],
+        "batches": 1,
         "objects": {
             "listed": 2,
             "already_processed": 0,
@@ -58,7 +59,10 @@ def _report(**overrides: Any) -> dict[str, Any]:
 def test_report_names_the_drop_counts_flights_and_failed_checks() -> None:
     markdown = run_report_markdown(_report())
 
-    assert "`20261201T000000Z-abc`: 3 records at `s3://partner-drops/" in markdown
+    assert (
+        "3 records in 1 drop(s): `s3://partner-drops/tw-jp/v1/drops/20261201T000000Z-abc-0000`"
+        in markdown
+    )
     assert "| 6 | 3 | 1 | 1 | 1 |" in markdown
     assert "| CI0100-TPE-NRT-20261201 | 3 | 1 | 1 | 1 |" in markdown
     assert "| paxlst_travellers | sex_code | error | 1 |" in markdown
@@ -69,7 +73,9 @@ def test_report_without_a_drop_says_so_and_long_flight_lists_are_cut() -> None:
         f"F{i:04d}": {"published": 0, "out_of_scope": 1, "duplicate": 0, "quarantined": 0}
         for i in range(5)
     }
-    markdown = run_report_markdown(_report(drop_id=None, per_flight=flights), max_flights=2)
+    markdown = run_report_markdown(
+        _report(drop_ids=[], drop_uris=[], per_flight=flights), max_flights=2
+    )
 
     assert "none (nothing new to publish)" in markdown
     assert "| F0001 |" in markdown

@@ -1,0 +1,162 @@
+"""A run's objects in batches: memory bounded by the batch, and work any task runner can run.
+
+A run's claimed objects are cut, in receive order, into batches of about ``batch_bytes`` by
+their listed size. Checking a batch (fetch, parse, transform, validate) needs only the store's
+settings and the agreement, both picklable, so the flow's task runner may run it in a thread,
+another process or another machine (Dask). Deciding outcomes and publishing stay in the flow,
+one batch at a time and in batch order, under the publish lock: a batch behaves exactly as if
+its objects had arrived in a run of their own.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifest_exchange import ingest, quality, transform
+from manifest_exchange.agreements import Agreement
+from manifest_exchange.config import S3Settings
+from manifest_exchange.ingest import ObjectToRead, ParsedManifests
+from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
+from manifest_exchange.storage.s3 import S3Client, make_client
+
+# About 100,000 travellers of EDIFACT; checking one takes a few hundred MB at its peak.
+DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+DEFAULT_BATCH_OBJECTS = 2_000
+# Where batches are checked (``manifest_exchange.orchestration.runners``).
+RUNNERS = ("threads", "dask")
+
+
+@dataclass
+class CheckedBatch:
+    """One batch parsed, transformed and validated, ready for outcomes and publishing.
+
+    Attributes:
+        number: the batch's place in the run (0-based); batches publish in this order.
+        objects: the batch's objects, in receive order.
+        parsed: what the parser read (``person_id`` is local to the batch).
+        messages: ``exchange_messages`` rows.
+        travellers: ``exchange_travellers`` rows.
+        results: the message, traveller and list suites' results, by suite name.
+        timings: seconds spent in parse, transform and validate.
+    """
+
+    number: int
+    objects: list[ObjectToRead]
+    parsed: ParsedManifests
+    messages: pa.Table
+    travellers: pa.Table
+    results: dict[str, quality.SuiteResult]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def message_issues(self) -> pa.Table:
+        return self.results["paxlst_messages"].issues
+
+    @property
+    def issues(self) -> dict[str, pa.Table]:
+        """The suites' issues under the names ``transform.exchange_outcomes`` expects."""
+        return {
+            "message_issues": self.message_issues,
+            "traveller_issues": self.results["paxlst_travellers"].issues,
+            "list_issues": self.results["paxlst_lists"].issues,
+        }
+
+
+def plan_batches(
+    objects: Sequence[ObjectToRead],
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    batch_objects: int = DEFAULT_BATCH_OBJECTS,
+) -> list[list[ObjectToRead]]:
+    """Cut ``objects`` (in receive order) into batches by listed size and count."""
+    if batch_bytes <= 0 or batch_objects <= 0:
+        raise ValueError("batch size and object count must be positive")
+    return list(ingest.pages(objects, batch_objects, batch_bytes, MAX_OBJECT_BYTES))
+
+
+def check_batch(
+    s3: S3Settings,
+    agreement: Agreement,
+    objects: list[ObjectToRead],
+    number: int,
+    validator: quality.Validator | None = None,
+) -> CheckedBatch:
+    """Fetch, parse, transform and validate one batch.
+
+    Args:
+        s3: how to reach the store (a client is made once per process).
+        agreement: the run's agreement.
+        objects: the batch, in receive order.
+        number: the batch's place in the run.
+        validator: defaults to one per process, without Data Docs (the flow builds those
+            once from every batch's results).
+    """
+    validator = validator or _process_validator()
+    timings: dict[str, float] = defaultdict(float)
+    with _timed(timings, "parse"):
+        parsed = ingest.read_manifests(_client(s3), objects, agreement)
+    with _timed(timings, "transform"):
+        messages = transform.exchange_messages(parsed.messages, parsed.objects, agreement)
+    with _timed(timings, "validate"):
+        readable = messages.filter(pc.is_null(messages["parse_error"]))
+        message_result = validator.validate(quality.load_suite("paxlst_messages"), readable)
+    # Traveller rows need the messages' verdicts, so transform and validate alternate.
+    with _timed(timings, "transform"):
+        travellers = transform.exchange_travellers(
+            parsed.persons, messages, message_result.issues, agreement
+        )
+        lists = transform.exchange_lists(messages, travellers)
+    with _timed(timings, "validate"):
+        # Travellers already settled (out of scope, in a quarantined message) are not validated.
+        candidates = travellers.filter(pc.is_null(travellers["stage_outcome"]))
+        traveller_result = validator.validate(quality.load_suite("paxlst_travellers"), candidates)
+        list_result = validator.validate(quality.load_suite("paxlst_lists"), lists)
+    results = {r.suite: r for r in (message_result, traveller_result, list_result)}
+    return CheckedBatch(
+        number=number,
+        objects=list(objects),
+        parsed=parsed,
+        messages=messages,
+        travellers=travellers,
+        results=results,
+        timings=dict(timings),
+    )
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] += time.perf_counter() - started
+
+
+@functools.cache
+def _client(s3: S3Settings) -> S3Client:
+    return make_client(s3)
+
+
+_VALIDATOR_LOCK = threading.Lock()
+_validator: quality.Validator | None = None
+
+
+def _process_validator() -> quality.Validator:
+    """One GX context per process (a Dask worker, or the flow's process for threads).
+
+    Created under a lock: GX's set-up (YAML, stores) is not safe from two threads at once.
+    The validator serialises its own runs, so threads then share it safely.
+    """
+    global _validator
+    with _VALIDATOR_LOCK:
+        if _validator is None:
+            _validator = quality.Validator(data_docs=False)
+        return _validator

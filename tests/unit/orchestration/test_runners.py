@@ -1,0 +1,40 @@
+"""Choosing where a run's batches are checked."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from manifest_exchange.orchestration.runners import (
+    RunnerError,
+    batch_task_runner,
+    batches_in_flight,
+)
+
+
+def test_threads_is_the_default_and_keeps_two_batches_in_flight() -> None:
+    runner = batch_task_runner()
+
+    assert isinstance(runner, ThreadPoolTaskRunner)
+    assert batches_in_flight(runner) == 2
+
+
+def test_dask_runner_uses_a_loopback_local_cluster_or_the_given_scheduler() -> None:
+    local = batch_task_runner("dask", workers=3)
+    remote = batch_task_runner("dask", "tcp://10.0.0.5:8786")
+
+    assert local.cluster_kwargs["n_workers"] == 3
+    assert local.cluster_kwargs["host"] == "127.0.0.1"
+    assert remote.address == "tcp://10.0.0.5:8786"
+
+
+@pytest.mark.parametrize(
+    ("runner", "address", "message"),
+    [
+        ("spark", None, "unknown runner 'spark'"),
+        ("threads", "tcp://10.0.0.5:8786", "dask_address needs runner='dask'"),
+    ],
+)
+def test_bad_runner_options_are_refused(runner: str, address: str | None, message: str) -> None:
+    with pytest.raises(RunnerError, match=message):
+        batch_task_runner(runner, address)
