@@ -62,6 +62,7 @@ from manifest_exchange.storage.stack import (
     EmbeddedStack,
     StackPorts,
 )
+from profile_summary import summarise
 
 RESULTS = Path(__file__).parent / "results"
 TRAVELLERS_PER_FLIGHT = 190  # what the generator yields per flight, crew included, on average
@@ -74,6 +75,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument(
         "--runners", nargs="+", choices=["threads", "dask"], default=["threads", "dask"]
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the first runner's exchange with py-spy (all threads) and print a summary",
     )
     parser.add_argument(
         "--pydifact-travellers",
@@ -116,7 +122,10 @@ def bench_size(
     )
     upload_s = time.perf_counter() - started
 
-    runs = {runner: run_exchange(stack, prefect, name, runner) for runner in args.runners}
+    runs = {
+        runner: run_exchange(stack, prefect, name, runner, profile=args.profile and n == 0)
+        for n, runner in enumerate(args.runners)
+    }
     exchange = runs[args.runners[0]]
     floor = run_floor(stack.client("pipeline"), source, S3Location(PARTNER_BUCKET, f"floor-{name}"))
     peer = run_peer(corpus, min(1.0, args.pydifact_travellers / travellers))
@@ -170,9 +179,13 @@ def _outcomes(report: dict[str, Any]) -> tuple[int, ...]:
 
 
 def run_exchange(
-    stack: EmbeddedStack, prefect: LocalPrefect, name: str, runner: str
+    stack: EmbeddedStack, prefect: LocalPrefect, name: str, runner: str, *, profile: bool = False
 ) -> dict[str, Any]:
-    """``manifest-exchange run`` in a child process; its report, wall time and peak RSS."""
+    """``manifest-exchange run`` in a child process; its report, wall time and peak RSS.
+
+    With ``profile``, py-spy samples every thread of the run (slowing it a little) and its
+    collapsed stacks go to ``bench/results/``.
+    """
     target = name if runner == "threads" else f"{name}-{runner}"
     command = [
         str(Path(sys.executable).parent / "manifest-exchange"),
@@ -187,6 +200,22 @@ def run_exchange(
         "--runner",
         runner,
     ]
+    profile_path = RESULTS / f"profile-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.txt"
+    if profile:
+        RESULTS.mkdir(exist_ok=True)
+        spy = str(Path(sys.executable).parent / "py-spy")
+        command = [
+            spy,
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            "50",
+            "-o",
+            str(profile_path),
+            "--",
+            *command,
+        ]
     env = {**os.environ, **stack.environment("pipeline"), **prefect.environment()}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -197,8 +226,14 @@ def run_exchange(
         err.seek(0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"the exchange run failed:\n{err.read().decode()[-4000:]}")
-        last_line = out.read().decode().strip().splitlines()[-1]
+        # The report is the last JSON line (py-spy, when profiling, writes after it).
+        lines = out.read().decode().strip().splitlines()
+        last_line = next(line for line in reversed(lines) if line.startswith("{"))
     report = json.loads(last_line)
+    if profile:
+        summary = summarise(profile_path)
+        profile_path.with_suffix(".md").write_text(summary + "\n")
+        print(f"profile of the {runner} run ({profile_path}):\n{summary}")
     return {
         "report": report,
         "flow_s": report["run_s"],

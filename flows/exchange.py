@@ -89,7 +89,8 @@ def decide_outcomes(
 ) -> tuple[pa.Table, pa.Table]:
     """Every traveller's outcome and the batch's accounting (checked before anything is
     published). Reads the record index, so it runs under the publish lock."""
-    outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, record_index.current())
+    published = record_index.for_records(batch.travellers["record_id"])
+    outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, published)
     accounting = transform.exchange_accounting(outcomes, batch.messages)
     runs.check_accounting(batch.parsed.traveller_count, accounting, f"batch {batch.number}")
     return outcomes, accounting
@@ -221,7 +222,9 @@ def _run_exchange(
     stages.plan(len(plan))
     claims_by_key = {claim.source.key: claim for claim in claims}
     totals = RunTotals()
-    docs = quality.Validator(data_docs=True) if plan else None
+    # Made at the first batch's results, not before the first batch is submitted: importing
+    # GX takes seconds, and by then the batch's own validation has paid for it.
+    docs: quality.Validator | None = None
     record_index = context.publisher.record_index()
 
     def publish(batch: CheckedBatch) -> None:
@@ -229,8 +232,9 @@ def _run_exchange(
             stages.add(stage, seconds)
         for result in batch.results.values():
             totals.quality.add(result)
-        if docs is not None:
-            docs.store_results(batch.results.values())
+        nonlocal docs
+        docs = docs or quality.Validator(data_docs=True)
+        docs.store_results(batch.results.values())
         summary = QualitySummary()
         for result in batch.results.values():
             summary.add(result)

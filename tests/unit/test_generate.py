@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, _Generator, generate_day
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
 
 DAY = dt.date(2026, 12, 1)
@@ -104,3 +104,14 @@ def test_resends_repeat_the_payload_under_a_new_reference(corpus: Corpus) -> Non
     for m in messages:
         refs_per_hash.setdefault(m["payload_sha256"], set()).add(m["message_ref"])
     assert all(len(refs) == by_hash[h] for h, refs in refs_per_hash.items())
+
+
+def test_a_carrier_with_more_flights_than_three_digits_goes_on_to_four() -> None:
+    # A benchmark's million travellers is thousands of flights, many of one carrier.
+    generator = _Generator(GeneratorOptions(dt.date(2026, 12, 1), flights=1, seed=3))
+
+    numbers = [generator._flight_number("CI") for _ in range(2_000)]
+
+    assert len(set(numbers)) == len(numbers)
+    assert max(numbers[:800]) <= 999
+    assert min(numbers[800:]) >= 1000

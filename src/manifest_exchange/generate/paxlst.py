@@ -200,6 +200,7 @@ class _Generator:
         self.airports = airports()
         self.interchange_counter = 0
         self.used_numbers: set[tuple[str, int]] = set()
+        self.flights_per_carrier: Counter[str] = Counter()
         self.used_docs: set[str] = set()
 
     # -- schedule -------------------------------------------------------------------------------
@@ -252,10 +253,17 @@ class _Generator:
         return flight
 
     def _flight_number(self, carrier: str) -> int:
+        # Most carriers' numbers have up to three digits; a corpus with more flights than
+        # that for one carrier (a benchmark's million travellers) goes on to four digits.
+        used = self.flights_per_carrier[carrier]
+        low, high = (2, 999) if used < 800 else (1000, 9999)
+        if used >= 800 + 9000:
+            raise ValueError(f"more than {used} flights of {carrier} in one day")
         while True:
-            number = self.rng.randint(2, 999)
+            number = self.rng.randint(low, high)
             if (carrier, number) not in self.used_numbers:
                 self.used_numbers.add((carrier, number))
+                self.flights_per_carrier[carrier] += 1
                 return number
 
     def _arrival(self, dep: str, arr: str, dep_local: datetime) -> datetime:

@@ -194,6 +194,11 @@ class RecordIndex:
         tables = [self._tables[key] for key in keys]
         return pa.concat_tables(tables) if tables else RECORD_INDEX_SCHEMA.empty_table()
 
+    def for_records(self, record_ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The current index rows of ``record_ids`` only: what one batch is compared with."""
+        index = self.current()
+        return index.filter(pc.is_in(index["record_id"], value_set=pc.unique(record_ids)))
+
 
 # Writes the ledger's done markers for a drop's source objects: (ledger outcomes, drop id).
 FinishLedger = Callable[[list[dict[str, Any]], str], None]
