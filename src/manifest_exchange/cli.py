@@ -437,10 +437,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"duplicates {report['duplicates']}, quarantined {report['quarantined_rows']} "
             f"(+{report['quarantined_messages']} messages quarantined)",
             f"  drops: {', '.join(report['drop_ids']) or 'none (nothing new)'} "
-            f"({report['batches']} batches); report: {report['report_uri']}",
+            f"({_batches(report['batches'])}); report: {report['report_uri']}",
             f"  timings: {timings}",
         ]
     )
+
+
+def _batches(count: int) -> str:
+    return f"{count} batch" if count == 1 else f"{count} batches"
 
 
 def _partner_verify(args: argparse.Namespace, settings: Settings) -> int:

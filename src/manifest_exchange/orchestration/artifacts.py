@@ -55,7 +55,7 @@ def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> st
     objects = report["objects"]
     parts = [
         f"### Exchange run `{report['run_id']}` ({report['agreement']})",
-        f"**Drops:** {drops} ({report['batches']} batches)",
+        f"**Drops:** {drops} ({report['batches']} batch{'' if report['batches'] == 1 else 'es'})",
         f"**Source objects:** {objects['listed']} listed, {objects['already_processed']} already "
         f"processed, {objects['claimed']} claimed ({objects['taken_over']} taken over from "
         f"stalled runs), {objects['claimed_by_other_runs']} left to other runs, "
