@@ -46,7 +46,7 @@ logging.getLogger("manifest_exchange").setLevel(logging.INFO)
 TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 STORE_TASK: dict[str, Any] = {**TASK_OPTIONS, **STORE_RETRIES}
 MINUTE = 60
-DEFAULT_BATCH_MB = batches.DEFAULT_BATCH_BYTES / (1024 * 1024)
+DEFAULT_BATCH_MB = batches.DEFAULT_BATCH_MB
 
 
 @task(name="recover-interrupted-drops", timeout_seconds=10 * MINUTE, **STORE_TASK)
@@ -227,17 +227,16 @@ def _run_exchange(
     docs: quality.Validator | None = None
     record_index = context.publisher.record_index()
 
-    def publish(batch: CheckedBatch) -> None:
+    def publish_batch(batch: CheckedBatch) -> None:
         for stage, seconds in batch.timings.items():
             stages.add(stage, seconds)
+        summary = QualitySummary()  # the batch's, for its drop's manifest
         for result in batch.results.values():
+            summary.add(result)
             totals.quality.add(result)
         nonlocal docs
         docs = docs or quality.Validator(data_docs=True)
         docs.store_results(batch.results.values())
-        summary = QualitySummary()
-        for result in batch.results.values():
-            summary.add(result)
         batch_claims = [claims_by_key[obj.key] for obj in batch.objects]
         with context.publish_lock.hold(context.run_id) as generation:
             with stages.stage("decide"):
@@ -284,9 +283,9 @@ def _run_exchange(
                 )
             )
             if len(pending) >= in_flight:
-                publish(pending.popleft().result())
+                publish_batch(pending.popleft().result())
         while pending:
-            publish(pending.popleft().result())
+            publish_batch(pending.popleft().result())
     with stages.stage("report"):
         result = write_report(
             context,

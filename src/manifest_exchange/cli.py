@@ -40,7 +40,7 @@ from manifest_exchange.paxlst.parser import (
 )
 from manifest_exchange.paxlst.summary import ParseSummary
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
-from manifest_exchange.runs.batches import DEFAULT_BATCH_BYTES, RUNNERS
+from manifest_exchange.runs.batches import DEFAULT_BATCH_MB, RUNNERS
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
@@ -152,7 +152,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--batch-mb",
         type=float,
-        default=DEFAULT_BATCH_BYTES / (1024 * 1024),
+        default=DEFAULT_BATCH_MB,
         help="objects per batch by listed size (MB); memory grows with it, not with the run",
     )
     run.set_defaults(handler=_run)

@@ -29,7 +29,8 @@ from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
 from manifest_exchange.storage.s3 import S3Client, make_client
 
 # About 100,000 travellers of EDIFACT; checking one takes a few hundred MB at its peak.
-DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+DEFAULT_BATCH_MB = 16.0
+DEFAULT_BATCH_BYTES = int(DEFAULT_BATCH_MB * 1024 * 1024)
 DEFAULT_BATCH_OBJECTS = 2_000
 # Where batches are checked (``manifest_exchange.orchestration.runners``).
 RUNNERS = ("threads", "dask")
