@@ -13,7 +13,9 @@ For each size, on one embedded store and one Prefect server (both on loopback, f
    the report's seconds per stage (parse, transform and validate are summed over batches,
    which overlap publishing, so stages add up to more than the run);
    then the same with ``--runner dask`` (a local Dask cluster of one worker process per core)
-   into its own state and partner prefixes; its peak RSS is the largest single process's;
+   into its own state and partner prefixes. Peak RSS is the largest single process's
+   (``wait4``); the tree figure is the peak of the run's processes summed (the flow and, with
+   Dask, its workers), sampled every 0.25 s;
 3. **floor**: the same bytes read from the same store with the same fetcher, split at the
    segment terminator with Arrow (no UNA, separators, release character or meaning: no
    EDIFACT parsing), one row per person segment, written to the partner bucket as zstd
@@ -29,6 +31,7 @@ Prints a table and, last, one JSON line; writes a markdown table to ``bench/resu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -38,12 +41,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -142,6 +147,7 @@ def bench_size(
             ("flow_s", round(run["flow_s"], 2)),
             ("travellers_per_s", round(run["report"]["travellers"] / run["flow_s"])),
             ("peak_rss_mb", run["peak_rss_mb"]),
+            ("peak_tree_rss_mb", run["peak_tree_rss_mb"]),
             ("same_outcomes", _outcomes(run["report"]) == _outcomes(exchange["report"])),
         )
     }
@@ -158,6 +164,7 @@ def bench_size(
         "exchange_process_s": round(exchange["process_s"], 2),
         "exchange_travellers_per_s": round(exchange_rate),
         "exchange_peak_rss_mb": exchange["peak_rss_mb"],
+        "exchange_peak_tree_rss_mb": exchange["peak_tree_rss_mb"],
         "batches": exchange["report"]["batches"],
         "stages_s": exchange["report"]["timings_s"],
         "floor_s": round(floor["seconds"], 2),
@@ -220,8 +227,10 @@ def run_exchange(
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
+        tree = _TreeMemory(child.pid)
         _, status, usage = os.wait4(child.pid, 0)
         process_s = time.perf_counter() - started
+        tree.stop()
         out.seek(0)
         err.seek(0)
         if os.waitstatus_to_exitcode(status) != 0:
@@ -239,7 +248,39 @@ def run_exchange(
         "flow_s": report["run_s"],
         "process_s": process_s,
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "peak_tree_rss_mb": round(tree.peak / 2**20),
     }
+
+
+class _TreeMemory(threading.Thread):
+    """The peak of the summed RSS of a process and all its descendants (Dask workers).
+
+    ``wait4`` reports the largest single process; a cluster's memory is the sum.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stopped = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            total = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
 
 
 def run_floor(client: S3Client, source: S3Location, target: S3Location) -> dict[str, Any]:
