@@ -56,12 +56,50 @@ typed as (
     left join message_errors on messages.message_id = message_errors.message_id
 ),
 
-keyed as (
+-- The same person in two sources of one flight (an airline list and an airport export) is
+-- matched on the document first, then on name and birth date: the first documented row of
+-- the person (in receive order) lends its document to the person's rows in other lists, so
+-- they share one record id and only the newest is published. Within one list (all parts of
+-- it) the document alone decides: two documents there are two people.
+people as (
+    select
+        flight_key,
+        surname,
+        given_names,
+        date_of_birth,
+        arg_min(doc_match_input, [receive_order, message_seq, person_id]) as anchor_doc,
+        arg_min(list_key, [receive_order, message_seq, person_id]) as anchor_list_key
+    from typed
+    where
+        doc_match_input is not null
+        and surname is not null
+        and date_of_birth is not null
+        and flight_key is not null
+    group by flight_key, surname, given_names, date_of_birth
+),
+
+matched as (
     select
         typed.*,
+        case
+            when typed.doc_match_input is null or typed.list_key != people.anchor_list_key
+                then coalesce(people.anchor_doc, typed.doc_match_input)
+            else typed.doc_match_input
+        end as person_doc
+    from typed
+    left join people
+        on typed.flight_key = people.flight_key
+        and typed.surname = people.surname
+        and typed.given_names is not distinct from people.given_names
+        and typed.date_of_birth = people.date_of_birth
+),
+
+keyed as (
+    select
+        matched.*,
         -- The document identifies a traveller; without one, name, birth date and nationality.
         coalesce(
-            'doc|' || doc_match_input,
+            'doc|' || person_doc,
             concat_ws(
                 '|',
                 'name',
@@ -79,7 +117,7 @@ keyed as (
             when message_reasons is not null then message_reasons
             when is_resend then ['resend']
         end as stage_reasons
-    from typed
+    from matched
 ),
 
 final as (

@@ -99,7 +99,8 @@ final as (
         case
             when not messages.has_unt then 'message_truncated'
             when messages.message_type is distinct from 'PAXLST' then 'not_paxlst'
-        end as error_code
+        end as error_code,
+        'paxlst' as source_format
     from messages
     left join interchanges using (object_id)
     left join flights using (object_id, message_seq)

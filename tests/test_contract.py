@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from manifest_exchange import transform
+from manifest_exchange import airport_csv, transform
 from manifest_exchange.paths import EXPECTATIONS_DIR, PROJECT_ROOT, SQL_DIR
 from manifest_exchange.paxlst.parser import MACROS, RELATIONS
 from manifest_exchange.quality import SUITES, load_suite
@@ -23,7 +23,8 @@ def _sql_named_in(path: Path) -> set[str]:
 
 def test_every_sql_file_is_used_and_exists() -> None:
     on_disk = {p.stem for p in SQL_DIR.glob("*.sql")}
-    used = set(MACROS) | set(RELATIONS) | _sql_named_in(Path(transform.__file__))
+    csv_relations = {airport_csv.ROWS_RELATION, *airport_csv.RELATIONS}
+    used = set(MACROS) | set(RELATIONS) | csv_relations | _sql_named_in(Path(transform.__file__))
     assert on_disk == used
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,12 @@ def _argument_parser() -> argparse.ArgumentParser:
     generate.add_argument("--defect-rate", type=float, default=0.02)
     generate.add_argument("--resend-rate", type=float, default=0.03)
     generate.add_argument("--part-size", type=int, default=120)
+    generate.add_argument(
+        "--csv-rate", type=float, default=0.0, help="share of flights also exported as airport CSV"
+    )
+    generate.add_argument(
+        "--csv-only", action="store_true", help="those flights get no airline PAXLST"
+    )
     generate.add_argument("--to", required=True, help="s3://bucket/prefix or a local folder")
     generate.set_defaults(handler=_generate)
 
@@ -297,6 +304,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         defect_rate=args.defect_rate,
         resend_rate=args.resend_rate,
         part_size=args.part_size,
+        csv_rate=args.csv_rate,
+        csv_only=args.csv_only,
     )
     corpus = generate_day(options)
     if args.to.startswith("s3://"):
@@ -467,12 +476,18 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     stack = EmbeddedStack(settings.home)
     state = stack.up()
     print(f"1. embedded store up at {state.endpoint_url} (data in {stack.data_dir})")
-    corpus = generate_day(GeneratorOptions(args.date, flights=args.flights, seed=args.seed))
+    # A share of flights also comes as the departure airport's CSV export, beside the airline's
+    # PAXLST: the run merges both without publishing anyone twice.
+    options = GeneratorOptions(args.date, flights=args.flights, seed=args.seed, csv_rate=0.1)
+    corpus = generate_day(options)
     upload_corpus(corpus, S3Location(SOURCE_BUCKET), stack.client("loader"))
     generated = corpus.summary()
+    by_format = Counter(o.source_format for o in corpus.objects)
+    formats = ", ".join(f"{n} {name}" for name, n in sorted(by_format.items()))
     print(
-        f"2. generated {generated['objects']} PAXLST objects for {generated['flights']} flights "
-        f"({generated['travellers_in_objects']} travellers) into s3://{SOURCE_BUCKET}/paxlst/"
+        f"2. generated {generated['objects']} objects ({formats}) for {generated['flights']} "
+        f"flights ({generated['travellers_in_objects']} travellers) into "
+        f"s3://{SOURCE_BUCKET}/paxlst/"
     )
     partner = f"s3://{PARTNER_BUCKET}/tw-jp"
     locations = {

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from manifest_exchange.airport_csv import is_airport_csv
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, _Generator, generate_day
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
 
@@ -115,3 +116,25 @@ def test_a_carrier_with_more_flights_than_three_digits_goes_on_to_four() -> None
     assert len(set(numbers)) == len(numbers)
     assert max(numbers[:800]) <= 999
     assert min(numbers[800:]) >= 1000
+
+
+def test_airport_exports_list_the_airline_passengers_and_keep_the_paxlst_bytes(
+    corpus: Corpus,
+) -> None:
+    with_exports = generate_day(
+        GeneratorOptions(DAY, flights=40, seed=11, defect_rate=0.05, resend_rate=0.1, csv_rate=0.3)
+    )
+    exports = [o for o in with_exports.objects if o.source_format == "airport_csv"]
+    assert 5 < len(exports) < 25
+    assert all(is_airport_csv(o.data) for o in exports)
+    assert not any(is_airport_csv(o.data) for o in corpus.objects)
+    by_flight = {f.flight_key: f for f in with_exports.flights}
+    for export in exports:
+        if not export.is_truncated and not export.is_resend:
+            assert export.travellers == len(by_flight[export.flight_key].passengers)
+            assert export.data.count(b"\n") == export.travellers + 1
+    assert {k.rsplit(".", 1)[1] for k in (o.key for o in exports)} <= {"csv", "txt"}
+
+    alone = generate_day(GeneratorOptions(DAY, flights=10, seed=5, csv_rate=1.0, csv_only=True))
+    assert {o.source_format for o in alone.objects} == {"airport_csv"}
+    assert generate_day(alone.options).objects == alone.objects

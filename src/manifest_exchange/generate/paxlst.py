@@ -1,10 +1,15 @@
-"""Synthetic PAXLST D:05B interchanges for a day of departures from Taiwan.
+"""Synthetic PAXLST D:05B interchanges (and airport CSV exports) for a day of departures.
 
 The output is realistic on purpose, pitfalls included: varied separators (custom UNA, no UNA,
 CRLF, indentation), multi-part flights (``01:C`` ... ``nn:F``), crew lists, transit passengers,
 progressive flights, exact resends under a new envelope reference, release characters in names,
 non-ASCII names and, at a configurable rate, defects: impossible dates, expired or missing
 documents, CNT mismatches, wrong UNT counts, truncated transmissions and missing final parts.
+
+With ``csv_rate``, the departure airport also exports a share of flights as CSV (the layout of
+:mod:`manifest_exchange.airport_csv`) with the same travellers and the same defects where the
+format can carry them (an impossible date is written as such, a truncated export is cut
+mid-line); with ``csv_only`` the airline sends no PAXLST for those flights.
 
 Everything is drawn from one seeded :class:`random.Random`, so the same options give the same
 bytes. The returned :class:`Corpus` also carries the ground truth (who is in which object and
@@ -13,18 +18,22 @@ which defects were planted) so tests can check the parser and pipeline against i
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from manifest_exchange.airport_csv import LAYOUT as CSV_LAYOUT
 from manifest_exchange.generate import catalog
 from manifest_exchange.reference import airports
 
 Segment = list[str | list[str]]
+CSV_COLUMNS = tuple(CSV_LAYOUT)
 
 TRAVELLER_DEFECTS: list[tuple[str, int]] = [
     ("impossible_dob", 3),
@@ -89,6 +98,8 @@ class GeneratorOptions:
         resend_rate: share of objects re-sent unchanged under a new envelope reference.
         part_size: most travellers in one message before a flight is split into parts.
         prefix: key prefix of the objects.
+        csv_rate: share of flights the departure airport also exports as CSV.
+        csv_only: the flights exported as CSV get no airline PAXLST.
     """
 
     flight_date: date
@@ -99,6 +110,8 @@ class GeneratorOptions:
     resend_rate: float = 0.03
     part_size: int = 120
     prefix: str = "paxlst"
+    csv_rate: float = 0.0
+    csv_only: bool = False
 
 
 @dataclass
@@ -158,6 +171,7 @@ class GeneratedObject:
     travellers: int
     is_resend: bool = False
     is_truncated: bool = False
+    source_format: str = "paxlst"
 
 
 @dataclass
@@ -178,6 +192,9 @@ class Corpus:
             "objects": len(self.objects),
             "bytes": sum(len(o.data) for o in self.objects),
             "resends": sum(o.is_resend for o in self.objects),
+            "objects_by_format": dict(
+                sorted(Counter(o.source_format for o in self.objects).items())
+            ),
             "truncated_objects": sum(o.is_truncated for o in self.objects),
             "travellers_by_party": dict(sorted(roles.items())),
             "traveller_defects": dict(sorted(traveller_defects.items())),
@@ -365,7 +382,12 @@ class _Generator:
     def objects(self, flights: list[Flight]) -> list[GeneratedObject]:
         objects: list[GeneratedObject] = []
         for flight in flights:
-            objects.extend(self._flight_objects(flight))
+            # No draw at rate 0, so corpora without exports keep their bytes for a seed.
+            exported = self.options.csv_rate > 0 and self.rng.random() < self.options.csv_rate
+            if not (exported and self.options.csv_only):
+                objects.extend(self._flight_objects(flight))
+            if exported:
+                objects.append(self._airport_export(flight))
         resends = [
             self._resend(obj)
             for obj in objects
@@ -553,8 +575,86 @@ class _Generator:
             is_truncated=truncate,
         )
 
+    def _airport_export(self, flight: Flight) -> GeneratedObject:
+        """The departure airport's CSV export of the flight's passengers (no crew)."""
+        rng = self.rng
+        columns = list(CSV_COLUMNS)
+        if rng.random() < 0.2:
+            # Some airports leave the optional columns out, some order columns their own way.
+            columns = [c for c in columns if c not in ("pnr_locator", "seat")]
+        if rng.random() < 0.1:
+            rng.shuffle(columns)
+        # The export comes from the airport of the leg that leaves Taiwan, and lists that leg.
+        leg = [leg for leg in flight.legs if self.airports[leg.dep].country == "TWN"][-1]
+        lines = []
+        for traveller in flight.passengers:
+            values = self._csv_values(flight, traveller, leg)
+            lines.append([values[c] for c in columns])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator=rng.choice(["\n", "\r\n"]))
+        writer.writerow(columns)
+        writer.writerows(lines)
+        data = buffer.getvalue().encode("utf-8")
+        truncated = "truncated" in flight.defects
+        if truncated:
+            # A transfer cut off mid-way: past the header, usually inside a line.
+            header_end = data.index(b"\n") + 1
+            data = data[: header_end + int((len(data) - header_end) * rng.uniform(0.4, 0.9))]
+        self.interchange_counter += 1
+        suffix = ".txt" if rng.random() < 0.3 else ".csv"
+        key = (
+            f"{self.options.prefix}/{self.options.flight_date:%Y-%m-%d}/airport-{leg.dep}/"
+            f"{flight.designator}_{leg.dep_local:%Y%m%d%H%M}_DCS{self.interchange_counter:07d}"
+            f"{suffix}"
+        )
+        return GeneratedObject(
+            key=key,
+            data=data,
+            flight_key=flight.flight_key,
+            syntax="airport_csv",
+            bgm_codes=("745",),
+            travellers=len(lines) if not truncated else _csv_data_lines(data),
+            is_truncated=truncated,
+            source_format="airport_csv",
+        )
+
+    def _csv_values(self, flight: Flight, t: Traveller, leg: Leg) -> dict[str, str]:
+        dob = f"{t.date_of_birth:%Y-%m-%d}"
+        if "impossible_dob" in t.defects:
+            dob = dob[:5] + self.rng.choice(["13-01", "02-30", "00-10"])
+        has_doc = "missing_doc" not in t.defects
+        return {
+            "carrier_code": flight.carrier,
+            "flight_number": str(flight.number),
+            "dep_airport": leg.dep,
+            "arr_airport": leg.arr,
+            "sched_departure_local": f"{leg.dep_local:%Y-%m-%d %H:%M}",
+            "sched_arrival_local": f"{leg.arr_local:%Y-%m-%d %H:%M}",
+            "traveller_type": {"FL": "PASSENGER", "DDU": "TRANSIT"}.get(t.party, "CREW"),
+            "surname": t.surname,
+            "given_names": t.given_names,
+            "sex": t.sex,
+            "date_of_birth": dob,
+            "nationality": t.nationality,
+            "residence_country": t.residence or "",
+            "embark_airport": t.embark,
+            "debark_airport": t.debark,
+            "doc_type": t.doc_type if has_doc else "",
+            "doc_number": t.doc_number if has_doc and "empty_doc_number" not in t.defects else "",
+            "doc_issuing_state": t.doc_issuer if has_doc else "",
+            "doc_expiry_date": f"{t.doc_expiry:%Y-%m-%d}" if has_doc else "",
+            "pnr_locator": t.pnr or "",
+            "seat": t.seat or "",
+        }
+
     def _resend(self, original: GeneratedObject) -> GeneratedObject:
         """The same messages again under a new interchange and message reference."""
+        if original.source_format == "airport_csv":
+            # An export sent twice is the same bytes under a new name.
+            self.interchange_counter += 1
+            stem, _, suffix = original.key.rpartition("_DCS")
+            key = f"{stem}_DCS{self.interchange_counter:07d}{suffix[-4:]}"
+            return replace(original, key=key, is_resend=True)
         self.interchange_counter += 1
         new_ref = f"{self.options.seed % 1000:03d}{self.interchange_counter:07d}"
         old_ref = original.key.rsplit("_", 1)[1].removesuffix(".edi")
@@ -594,6 +694,12 @@ class _Generator:
             lines.append(syntax.indent + text + syntax.terminator + syntax.line_end)
         head = syntax.una + syntax.line_end if syntax.has_una else ""
         return head + "".join(lines)
+
+
+def _csv_data_lines(data: bytes) -> int:
+    """Travellers in an export as sent: its lines after the header, a cut-off one included."""
+    body = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    return len([line for line in body.split(b"\n") if line.strip()])
 
 
 def _weighted_syntax(rng: random.Random) -> Syntax:

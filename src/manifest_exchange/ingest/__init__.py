@@ -1,6 +1,9 @@
 """Claimed source objects -> one set of parsed tables for the run.
 
-Bytes are fetched concurrently and parsed in bounded batches (see :mod:`..paxlst.parser`);
+Each object's format is told by its content: an airport CSV export (its first line is the
+layout's header, :mod:`..airport_csv`) or, otherwise, PAXLST (anything that is not EDIFACT
+either is refused by the PAXLST parser with a precise reason). Both readers give the same
+tables. Bytes are fetched concurrently and parsed in bounded batches (see :mod:`..paxlst.parser`);
 the batch-local ``object_id`` is replaced by the object key, which is unique within a run, and
 every person gets a run-wide ``person_id`` that validation results refer back to.
 """
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifest_exchange import airport_csv
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.paxlst.parser import (
     MAX_OBJECT_BYTES,
@@ -21,6 +25,7 @@ from manifest_exchange.paxlst.parser import (
     PaxlstParser,
     SourceObject,
     batches,
+    with_keys,
 )
 from manifest_exchange.storage.s3 import S3Client, get_many
 
@@ -88,9 +93,44 @@ def read_manifests(
             page_bytes=fetch_page_bytes,
             max_object_bytes=max_object_bytes,
         )
-        results.extend(parser.parse_batches(batches(sources)))
+        csv_exports: list[SourceObject] = []
+        results.extend(parser.parse_batches(batches(_paxlst_only(sources, csv_exports))))
+        if csv_exports:
+            results.append(_read_csv_exports(csv_exports, parser.parse([])))
     order = {obj.key: index for index, obj in enumerate(objects)}
     return _combine(results, order, received)
+
+
+def _paxlst_only(
+    sources: Iterator[SourceObject], csv_exports: list[SourceObject]
+) -> Iterator[SourceObject]:
+    """Pass PAXLST on to the parser; set airport CSV exports aside (read once at the end)."""
+    for source in sources:
+        if source.unfetched_size is None and airport_csv.is_airport_csv(source.data):
+            csv_exports.append(source)
+        else:
+            yield source
+
+
+def _read_csv_exports(sources: list[SourceObject], empty: ParseResult) -> ParseResult:
+    """Read the run's airport exports into tables with the parser's own schemas."""
+
+    def without_key(table: pa.Table) -> pa.Schema:
+        return table.schema.remove(table.schema.get_field_index("object_key"))
+
+    schemas = {"objects": empty.objects.schema}
+    schemas.update(
+        {name: without_key(getattr(empty, name)) for name in ("messages", "persons", "errors")}
+    )
+    keys = [source.key for source in sources]
+    tables = airport_csv.read_exports(keys, [source.data for source in sources], schemas)
+    key_array = pa.array(keys, pa.string())
+    return ParseResult(
+        objects=tables["objects"],
+        messages=with_keys(tables["messages"], key_array),
+        persons=with_keys(tables["persons"], key_array),
+        errors=with_keys(tables["errors"], key_array),
+    )
 
 
 def pages(

@@ -186,7 +186,7 @@ class PaxlstParser:
 
     def _query(self, prepared: PreparedBatch) -> ParseResult:
         messages, persons, message_errors = (
-            _with_keys(table, prepared.keys) for table in self._run_relations(prepared.split)
+            with_keys(table, prepared.keys) for table in self._run_relations(prepared.split)
         )
         errors = pa.concat_tables(
             [
@@ -301,7 +301,7 @@ def _check_size(source: SourceObject, max_object_bytes: int) -> None:
         )
 
 
-def _with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
+def with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
     """Add ``object_key`` beside ``object_id`` (ids index the batch's key list)."""
     object_key = keys.take(table.column("object_id").cast(pa.int32()))
     return table.add_column(1, "object_key", object_key)
