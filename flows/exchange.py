@@ -1,4 +1,5 @@
-"""Prefect flows that move manifests to the partner: ``exchange_manifests`` and its backfill.
+"""Prefect flows that move manifests to partners: ``exchange_manifests`` (one agreement), its
+backfill, and ``exchange_partners`` (every agreement of an origin country, one after another).
 
 recover -> discover -> per batch: check (parse, transform, validate; on the task runner) ->
 decide outcomes -> publish -> quarantine -> report. Each task is
@@ -25,8 +26,12 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 
 from manifest_exchange import quality, runs, transform
-from manifest_exchange.agreements import DEFAULT_AGREEMENT, load_agreement
-from manifest_exchange.orchestration.artifacts import StageProgress, publish_run_artifacts
+from manifest_exchange.agreements import DEFAULT_AGREEMENT, list_agreements, load_agreement
+from manifest_exchange.orchestration.artifacts import (
+    StageProgress,
+    publish_partner_summary,
+    publish_run_artifacts,
+)
 from manifest_exchange.orchestration.retry import STORE_RETRIES
 from manifest_exchange.orchestration.runners import (
     batch_task_runner,
@@ -390,6 +395,69 @@ def backfill_manifests(
         dask_address=dask_address,
         batch_mb=batch_mb,
     )
+
+
+class PartnerRunsFailedError(RuntimeError):
+    """At least one agreement's exchange failed; the others ran (see the run's artifact)."""
+
+
+@flow(name="exchange_partners", log_prints=False)
+def exchange_partners(
+    source: str,
+    state: str,
+    agreements: list[str] | None = None,
+    origin_country: str = "TWN",
+    s3_credentials_block: str | None = None,
+    hmac_key_block: str | None = None,
+    runner: str = "threads",
+    dask_address: str | None = None,
+    batch_mb: float = DEFAULT_BATCH_MB,
+) -> dict[str, Any]:
+    """Run the exchange for every partner whose agreement covers departures from a country.
+
+    Each agreement runs as its own ``exchange_manifests`` subflow, with its own ledger and
+    record index under ``<state>/<agreement>`` and its own partner location, scope, columns and
+    key, so a partner receives exactly its agreement and one partner's failure (its bucket
+    down, say) does not hold back the others: they run, then this flow fails naming it.
+
+    Args:
+        state: ``s3://bucket/prefix`` under which each agreement keeps its state.
+        agreements: names or paths (default: every agreement file whose origin is
+            ``origin_country``); adding a partner is adding a file.
+        origin_country: whose departures ``source`` holds.
+        (other arguments as for ``exchange_manifests``)
+    """
+    chosen = (
+        [load_agreement(name) for name in agreements]
+        if agreements
+        else [a for a in list_agreements() if a.origin_country == origin_country.upper()]
+    )
+    if not chosen:
+        raise ValueError(f"no agreement for departures from {origin_country!r}")
+    reports: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    for name, terms in zip(agreements or [a.name for a in chosen], chosen, strict=True):
+        outcome = exchange_manifests(
+            source=source,
+            state=f"{state.rstrip('/')}/{terms.name}",
+            agreement=name,
+            s3_credentials_block=s3_credentials_block,
+            hmac_key_block=hmac_key_block,
+            runner=runner,
+            dask_address=dask_address,
+            batch_mb=batch_mb,
+            return_state=True,
+        )
+        if outcome.is_completed():
+            reports[terms.name] = outcome.result()
+        else:
+            failures[terms.name] = outcome.message or outcome.name or "failed"
+    publish_partner_summary(reports, failures)
+    if failures:
+        raise PartnerRunsFailedError(
+            f"{len(failures)} of {len(chosen)} agreements failed: {', '.join(sorted(failures))}"
+        )
+    return {"agreements": reports}
 
 
 def _as_utc(moment: dt.datetime | None) -> dt.datetime | None:

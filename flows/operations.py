@@ -43,6 +43,7 @@ def reconcile_ledger(
     s3_credentials_block: str | None,
     grace: dt.timedelta,
     lookback: dt.timedelta,
+    schema_version: str = "1",
 ) -> Reconciliation:
     settings = run_settings(s3_credentials_block, None)
     client = make_client(settings.s3)
@@ -54,6 +55,7 @@ def reconcile_ledger(
         claim_timeout_s=settings.claim_timeout_s,
         grace=grace,
         lookback=lookback,
+        schema_version=schema_version,
     )
     location = S3Location.parse(state)
     key = location.key("reconciliation", f"{result.checked_at[:19]}-{flow_run.get_id()}.json")
@@ -79,14 +81,15 @@ def reconcile_exchange(
         lookback_days: drops published within this window are re-verified file by file.
         (other arguments as for ``exchange_manifests``)
     """
-    partner = partner or load_agreement(agreement).partner_location
+    terms = load_agreement(agreement)
     result = reconcile_ledger(
         source,
         state,
-        partner,
+        partner or terms.partner_location,
         s3_credentials_block,
         dt.timedelta(minutes=grace_minutes),
         dt.timedelta(days=lookback_days),
+        terms.schema_version,
     )
     summary = result.as_dict()
     create_markdown_artifact(

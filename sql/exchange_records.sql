@@ -1,5 +1,6 @@
--- The records to publish, in exchange v1 columns (contract order), plus the agreement's
--- optional columns and what the record index keeps (content_sha256, sent_revision).
+-- The records to publish, in exchange v1 columns (contract order), then the columns v2 adds,
+-- the agreement's optional columns and what the record index keeps (content_sha256,
+-- sent_revision). Each agreement selects the columns of its schema version.
 -- doc_match_input is replaced by doc_match_hmac in Python (the key never enters SQL).
 -- Input: exchange_outcomes. Parameters: $schema_version, $hmac_key_id, $published_at.
 with
@@ -47,6 +48,8 @@ final as (
         pnr_locator,
         seat,
         passenger_ref,
+        nationalities,
+        source_format,
         content_sha256,
         transaction_revision as sent_revision
     from published

@@ -29,6 +29,7 @@ typed as (
         messages.receive_order,
         messages.received_at,
         messages.source_sha256,
+        messages.source_format,
         messages.is_resend,
         messages.is_in_scope_flight,
         messages.dep_country is not null and messages.arr_country is not null

@@ -84,11 +84,11 @@ class Exchange:
         ]
         return pa.concat_tables(tables, promote_options="permissive")
 
-    def published_rows_under(self, prefix: str) -> pa.Table:
-        """Every Parquet row under ``prefix`` of the partner bucket, in key order."""
+    def published_rows_under(self, prefix: str, bucket: str = PARTNER_BUCKET) -> pa.Table:
+        """Every Parquet row under ``prefix`` of a partner bucket, in key order."""
         tables = [
-            pq.read_table(io.BytesIO(get_bytes(self.pipeline, PARTNER_BUCKET, info.key)))
-            for info in iter_objects(self.pipeline, S3Location(PARTNER_BUCKET, prefix))
+            pq.read_table(io.BytesIO(get_bytes(self.pipeline, bucket, info.key)))
+            for info in iter_objects(self.pipeline, S3Location(bucket, prefix))
             if info.key.endswith(".parquet")
         ]
         return pa.concat_tables(tables) if tables else pa.table({})

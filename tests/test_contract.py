@@ -70,7 +70,13 @@ def test_every_prefect_yaml_entrypoint_imports_and_takes_its_parameters() -> Non
         assert parameters <= set(schema.properties), deployment["name"]
         assert set(schema.required or []) <= parameters, deployment["name"]
         names.add(deployment["name"])
-    assert names == {"tw-jp-exchange", "tw-jp-backfill", "tw-jp-reconcile", "tw-jp-retention"}
+    assert names == {
+        "tw-jp-exchange",
+        "tw-jp-backfill",
+        "tw-jp-reconcile",
+        "tw-jp-retention",
+        "partners-exchange",
+    }
 
 
 def test_deployments_run_one_at_a_time_and_name_blocks_not_secrets() -> None:

@@ -2,9 +2,10 @@
 
 Commands:
     stack up|down|status|env   the embedded SeaweedFS store on loopback
-    generate                   synthetic PAXLST traffic to a folder or an s3:// prefix
+    generate                   synthetic PAXLST (and airport CSV) traffic to a folder or s3://
     parse                      PAXLST files or s3:// prefixes -> JSON lines (or a summary)
     run                        the exchange flow (Prefect) over new manifests -> a partner drop
+    run-partners               the same for every agreement of an origin country, one run
     partner verify|fetch       the partner's side: check drops, download them
     ui up|down|status          local Prefect server, worker and deployments (``make ui``)
     audit                      prove the exactly-once invariants over source, ledger and drops
@@ -131,6 +132,9 @@ def _argument_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--csv-only", action="store_true", help="those flights get no airline PAXLST"
     )
+    generate.add_argument(
+        "--origin", default="TWN", choices=["TWN", "JPN"], help="whose departures (JPN: jp-tw)"
+    )
     generate.add_argument("--to", required=True, help="s3://bucket/prefix or a local folder")
     generate.set_defaults(handler=_generate)
 
@@ -164,14 +168,33 @@ def _argument_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    partners = commands.add_parser(
+        "run-partners", help="the exchange for every agreement of an origin country (Prefect)"
+    )
+    partners.add_argument("--source", required=True, help="s3://bucket/prefix of new manifests")
+    partners.add_argument(
+        "--state", required=True, help="s3://bucket/prefix; each agreement keeps <state>/<name>"
+    )
+    partners.add_argument(
+        "--agreement",
+        action="append",
+        dest="agreements",
+        help="name or TOML path, repeatable (default: every agreement of --origin)",
+    )
+    partners.add_argument("--origin", default="TWN", help="whose departures --source holds")
+    partners.add_argument("--json", action="store_true", help="last stdout line: the reports")
+    partners.set_defaults(handler=_run_partners)
+
     partner = commands.add_parser("partner", help="the partner's side of the drops")
     partner_commands = partner.add_subparsers(required=True, dest="partner_command")
     verify = partner_commands.add_parser("verify", help="check every complete drop")
     verify.add_argument("location", help="s3://bucket/prefix the drops are under")
+    verify.add_argument("--schema-version", default="1", help="v1 (default) or v2 drops")
     verify.set_defaults(handler=_partner_verify)
     fetch = partner_commands.add_parser("fetch", help="download complete drops")
     fetch.add_argument("location", help="s3://bucket/prefix the drops are under")
     fetch.add_argument("--to", required=True, type=Path, help="local folder")
+    fetch.add_argument("--schema-version", default="1", help="v1 (default) or v2 drops")
     fetch.set_defaults(handler=_partner_fetch)
 
     audit = commands.add_parser(
@@ -306,6 +329,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         part_size=args.part_size,
         csv_rate=args.csv_rate,
         csv_only=args.csv_only,
+        origin_country=args.origin,
     )
     corpus = generate_day(options)
     if args.to.startswith("s3://"):
@@ -403,8 +427,8 @@ def _json_default(value: Any) -> str:
 # -- run and partner ----------------------------------------------------------------------------
 
 
-def load_exchange_flow() -> Callable[..., dict[str, Any]]:
-    """The Prefect flow from ``flows/exchange.py``, loaded by path.
+def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[str, Any]]:
+    """A Prefect flow from ``flows/exchange.py`` (default: one agreement's), loaded by path.
 
     The pipeline's stages never import ``flows/``; only this command reaches for the flow.
     """
@@ -414,7 +438,7 @@ def load_exchange_flow() -> Callable[..., dict[str, Any]]:
         raise FileNotFoundError(f"flow file not found: {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    flow: Callable[..., dict[str, Any]] = module.exchange_manifests
+    flow: Callable[..., dict[str, Any]] = getattr(module, name)
     return flow
 
 
@@ -434,12 +458,26 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_partners(args: argparse.Namespace, settings: Settings) -> int:
+    result = load_exchange_flow("exchange_partners")(
+        source=args.source,
+        state=args.state,
+        agreements=args.agreements,
+        origin_country=args.origin,
+    )
+    for report in result["agreements"].values():
+        print(format_report(report))
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0
+
+
 def format_report(report: dict[str, Any]) -> str:
     """A few lines for a person; the JSON report has everything."""
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in report["timings_s"].items())
     return "\n".join(
         [
-            f"run {report['run_id']} ({report['agreement']}): "
+            f"run {report['run_id']} ({report['agreement']} -> {report['partner']}): "
             f"{report['objects']['claimed']} new objects, {report['messages']} messages, "
             f"{report['travellers']} travellers",
             f"  published {report['published']}, out of scope {report['out_of_scope']}, "
@@ -457,13 +495,19 @@ def _batches(count: int) -> str:
 
 
 def _partner_verify(args: argparse.Namespace, settings: Settings) -> int:
-    result = verify_drops(make_client(settings.s3), S3Location.parse(args.location))
+    result = verify_drops(
+        make_client(settings.s3),
+        S3Location.parse(args.location),
+        schema_version=args.schema_version,
+    )
     print(json.dumps(result.as_dict(), indent=2))
     return 0 if result.is_ok else 1
 
 
 def _partner_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    fetched = fetch_drops(make_client(settings.s3), S3Location.parse(args.location), args.to)
+    fetched = fetch_drops(
+        make_client(settings.s3), S3Location.parse(args.location), args.to, args.schema_version
+    )
     print(json.dumps({"fetched": fetched, "to": str(args.to)}, indent=2))
     return 0
 

@@ -62,6 +62,8 @@ class Settings:
         s3: connection settings for the S3-compatible store.
         hmac_key: the document-matching key (``MX_HMAC_KEY_ID`` and base64 ``MX_HMAC_KEY``);
             None when not configured (a run then refuses to start).
+        partner_keys: the keys of agreements that name their own ``hmac_key_id``
+            (``MX_HMAC_PARTNER_KEYS``: ``id:base64,id:base64``).
         claim_timeout_s: after this long a claim on a source object left by a crashed run
             may be taken over (``MX_CLAIM_TIMEOUT_S``).
         lock_timeout_s: the same for the publish lock (``MX_LOCK_TIMEOUT_S``).
@@ -70,6 +72,7 @@ class Settings:
     home: Path
     s3: S3Settings
     hmac_key: HmacKey | None = None
+    partner_keys: tuple[HmacKey, ...] = ()
     claim_timeout_s: float = 600.0
     lock_timeout_s: float = 300.0
 
@@ -90,6 +93,31 @@ class Settings:
                 if env.get("MX_HMAC_KEY_ID") and env.get("MX_HMAC_KEY")
                 else None
             ),
+            partner_keys=parse_partner_keys(env.get("MX_HMAC_PARTNER_KEYS", "")),
             claim_timeout_s=float(env.get("MX_CLAIM_TIMEOUT_S", "600")),
             lock_timeout_s=float(env.get("MX_LOCK_TIMEOUT_S", "300")),
         )
+
+    def hmac_key_for(self, key_id: str | None) -> HmacKey:
+        """The key an agreement names (None: the default key), or a clear error."""
+        keys = {key.key_id: key for key in (*self.partner_keys, self.hmac_key) if key}
+        if key_id is None and self.hmac_key is not None:
+            return self.hmac_key
+        if key_id is not None and key_id in keys:
+            return keys[key_id]
+        wanted = f"key {key_id!r} in MX_HMAC_PARTNER_KEYS" if key_id else "MX_HMAC_KEY_ID"
+        raise ValueError(
+            f"no document-matching {wanted} (the embedded stack writes the keys to "
+            ".local/stack/pipeline.env)"
+        )
+
+
+def parse_partner_keys(text: str) -> tuple[HmacKey, ...]:
+    """``id:base64,id:base64`` -> keys (ids and base64 hold neither ``:`` nor ``,``)."""
+    keys = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key_id, separator, encoded = item.partition(":")
+        if not separator or not key_id:
+            raise ValueError("MX_HMAC_PARTNER_KEYS must be id:base64 pairs separated by commas")
+        keys.append(HmacKey.from_base64(key_id, encoded))
+    return tuple(keys)

@@ -27,6 +27,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from exchange_support import make_corpus
+from manifest_exchange.agreements import load_agreement
 from manifest_exchange.cli import upload_corpus
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.orchestration.alerts import read_alerts
@@ -39,6 +40,7 @@ from manifest_exchange.storage.stack import (
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
+    reader_identity,
 )
 
 pytestmark = pytest.mark.integration
@@ -159,6 +161,27 @@ def test_exchange_deployment_publishes_and_shows_the_run(deployed: Deployed) -> 
     assert any(name.startswith("prefect.task_runs") for name, _ in logs)
     texts = [message for _, message in logs] + [str(a.data) for a in artifacts.values()]
     assert not _leaks(texts, _personal_values(corpus))
+
+
+def test_partners_deployment_takes_each_partner_key_from_the_block(deployed: Deployed) -> None:
+    # The worker has no HMAC variables: Australia's key can only come from the block.
+    deployed.upload(make_corpus(flights=8, seed=33), prefix="partners")
+    australia = load_agreement("tw-au")
+
+    run = deployed.run(
+        "exchange_partners/partners-exchange",
+        source=str(S3Location(SOURCE_BUCKET, deployed.source.key("partners"))),
+        state=f"{deployed.locations.state}-partners",
+        agreements=[australia.name],
+    )
+
+    assert _state(run) == "COMPLETED"
+    reader = deployed.stack.client(reader_identity(australia.partner_bucket))
+    verified = verify_drops(reader, S3Location.parse(australia.partner_location))
+    assert verified.is_ok
+    assert verified.drops
+    summary = deployed.artifacts(run)["exchange-partners"].data
+    assert f"| tw-au | {australia.partner_location} |" in summary
 
 
 def test_backfill_takes_only_its_prefix(deployed: Deployed) -> None:

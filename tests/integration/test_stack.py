@@ -15,10 +15,12 @@ from manifest_exchange.storage.stack import (
     BUCKETS,
     IDENTITY_ACTIONS,
     PARTNER_BUCKET,
+    PARTNER_BUCKETS,
     PARTNER_LOCK_DAYS,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
+    reader_identity,
 )
 
 pytestmark = pytest.mark.integration
@@ -38,7 +40,8 @@ def seeded(embedded_stack: EmbeddedStack) -> EmbeddedStack:
     put_bytes(loader, SOURCE_BUCKET, "paxlst/seed.edi", b"UNH+1'")
     pipeline = embedded_stack.client("pipeline")
     put_bytes(pipeline, STATE_BUCKET, "ledger/seed.json", b"{}")
-    put_bytes(pipeline, PARTNER_BUCKET, "v1/drops/seed/_SUCCESS", b"")
+    for bucket in PARTNER_BUCKETS:
+        put_bytes(pipeline, bucket, "v1/drops/seed/_SUCCESS", b"")
     return embedded_stack
 
 
@@ -94,6 +97,25 @@ def test_pipeline_reads_source_but_cannot_write_it(seeded: EmbeddedStack) -> Non
         pipeline.get_object(Bucket=SOURCE_BUCKET, Key="paxlst/seed.edi")["Body"].read() == b"UNH+1'"
     )
     assert error_code(lambda: put_bytes(pipeline, SOURCE_BUCKET, "x", b"x")) == "AccessDenied"
+
+
+@pytest.mark.parametrize("bucket", [b for b in PARTNER_BUCKETS if b != PARTNER_BUCKET])
+def test_each_agreement_bucket_has_a_reader_of_its_own(seeded: EmbeddedStack, bucket: str) -> None:
+    """A second partner's bucket: made by the stack from its agreement file, readable by that
+    partner only, never deletable, under the same object lock."""
+    reader = seeded.client(reader_identity(bucket))
+    key = "v1/drops/seed/_SUCCESS"
+    assert exists(reader, bucket, key)
+    for elsewhere in (PARTNER_BUCKET, SOURCE_BUCKET, STATE_BUCKET):
+        assert error_code(lambda b=elsewhere: reader.list_objects_v2(Bucket=b)) == "AccessDenied"
+    assert error_code(lambda: put_bytes(reader, bucket, "x", b"x")) == "AccessDenied"
+    partner = seeded.client("partner")
+    assert error_code(lambda: partner.list_objects_v2(Bucket=bucket)) == "AccessDenied"
+    pipeline = seeded.client("pipeline")
+    assert error_code(lambda: pipeline.delete_object(Bucket=bucket, Key=key)) == "AccessDenied"
+    lock = seeded.client("admin").get_object_lock_configuration(Bucket=bucket)
+    rule = lock["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert (rule["Mode"], rule["Days"]) == ("COMPLIANCE", PARTNER_LOCK_DAYS)
 
 
 def test_loader_writes_source_only(seeded: EmbeddedStack) -> None:
@@ -184,11 +206,9 @@ def test_object_lock_keeps_every_version_of_a_published_object(seeded: EmbeddedS
 
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_every_write_is_encrypted_at_rest(seeded: EmbeddedStack, bucket: str) -> None:
-    key = {
-        SOURCE_BUCKET: "paxlst/seed.edi",
-        STATE_BUCKET: "ledger/seed.json",
-        PARTNER_BUCKET: "v1/drops/seed/_SUCCESS",
-    }[bucket]
+    key = {SOURCE_BUCKET: "paxlst/seed.edi", STATE_BUCKET: "ledger/seed.json"}.get(
+        bucket, "v1/drops/seed/_SUCCESS"
+    )
     head = seeded.client("admin").head_object(Bucket=bucket, Key=key)
     assert head["ServerSideEncryption"] == "AES256"
 

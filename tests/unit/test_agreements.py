@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from manifest_exchange.agreements import V1_COLUMNS, AgreementError, load_agreement
+from manifest_exchange.agreements import (
+    AGREEMENTS_DIR,
+    V1_COLUMNS,
+    V2_COLUMNS,
+    AgreementError,
+    list_agreements,
+    load_agreement,
+)
 
 
 def test_default_agreement_is_taiwan_to_japan_passengers() -> None:
@@ -57,3 +64,35 @@ def test_bad_agreements_are_refused_with_the_reason(
 def test_unknown_agreement_names_the_known_ones() -> None:
     with pytest.raises(AgreementError, match="tw-jp"):
         load_agreement("xx-yy")
+
+
+def test_every_shipped_agreement_loads_and_names_its_file() -> None:
+    agreements = {a.name: a for a in list_agreements()}
+    assert {"tw-jp", "tw-au", "jp-tw", "tw-jp-v2"} <= set(agreements)
+    reciprocal = agreements["jp-tw"]
+    assert (reciprocal.origin_country, reciprocal.destination_country) == ("JPN", "TWN")
+    assert reciprocal.excluded_nationalities == ("TWN",)
+    assert agreements["tw-au"].hmac_key_id == "tw-au-1"
+    assert agreements["tw-au"].partner_bucket == "partner-drops-au"
+
+
+def test_v2_adds_columns_after_v1_and_changes_none() -> None:
+    v2 = load_agreement("tw-jp-v2")
+    assert v2.columns[: len(V1_COLUMNS)] == V1_COLUMNS
+    assert v2.columns == V2_COLUMNS
+    assert load_agreement("tw-jp").partner_location == v2.partner_location
+
+
+def test_a_file_whose_name_differs_from_its_agreement_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tw-xx.toml"
+    path.write_text((AGREEMENTS_DIR / "tw-au.toml").read_text())
+    with pytest.raises(AgreementError, match="differs from the file name"):
+        load_agreement(str(path))
+
+
+def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tw-au.toml"
+    text = (AGREEMENTS_DIR / "tw-au.toml").read_text()
+    path.write_text(text.replace('schema_version = "1"', 'schema_version = "3"'))
+    with pytest.raises(AgreementError, match="schema_version '3'"):
+        load_agreement(str(path))

@@ -55,3 +55,26 @@ def test_a_short_or_malformed_hmac_key_is_refused() -> None:
         Settings.from_env({"MX_HMAC_KEY_ID": "k", "MX_HMAC_KEY": "c2hvcnQ="})
     with pytest.raises(ValueError, match="base64"):
         Settings.from_env({"MX_HMAC_KEY_ID": "k", "MX_HMAC_KEY": "not base64!"})
+
+
+def test_each_agreement_gets_the_key_it_names() -> None:
+    default = base64.b64encode(b"d" * 32).decode()
+    australia = base64.b64encode(b"a" * 32).decode()
+    taiwan = base64.b64encode(b"t" * 32).decode()
+    settings = Settings.from_env(
+        {
+            "MX_HMAC_KEY_ID": "jp-2026",
+            "MX_HMAC_KEY": default,
+            "MX_HMAC_PARTNER_KEYS": f"tw-au-1:{australia},jp-tw-1:{taiwan}",
+        }
+    )
+    assert settings.hmac_key_for(None).key_id == "jp-2026"
+    assert settings.hmac_key_for("tw-au-1").secret == b"a" * 32
+    assert settings.hmac_key_for("jp-2026").secret == b"d" * 32
+    assert australia not in repr(settings)
+    with pytest.raises(ValueError, match="'nz-1' in MX_HMAC_PARTNER_KEYS"):
+        settings.hmac_key_for("nz-1")
+    with pytest.raises(ValueError, match="MX_HMAC_KEY_ID"):
+        Settings.from_env({}).hmac_key_for(None)
+    with pytest.raises(ValueError, match="id:base64 pairs"):
+        Settings.from_env({"MX_HMAC_PARTNER_KEYS": "no-separator"})

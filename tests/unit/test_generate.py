@@ -8,6 +8,7 @@ import pytest
 from manifest_exchange.airport_csv import is_airport_csv
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, _Generator, generate_day
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
+from manifest_exchange.reference import airports
 
 DAY = dt.date(2026, 12, 1)
 
@@ -138,3 +139,14 @@ def test_airport_exports_list_the_airline_passengers_and_keep_the_paxlst_bytes(
     alone = generate_day(GeneratorOptions(DAY, flights=10, seed=5, csv_rate=1.0, csv_only=True))
     assert {o.source_format for o in alone.objects} == {"airport_csv"}
     assert generate_day(alone.options).objects == alone.objects
+
+
+def test_departures_from_japan_for_the_reciprocal_direction() -> None:
+    corpus = generate_day(GeneratorOptions(DAY, flights=30, seed=4, origin_country="JPN"))
+    table = airports()
+    assert {table[f.legs[0].dep].country for f in corpus.flights} == {"JPN"}
+    arrivals = Counter(table[f.legs[-1].arr].country for f in corpus.flights)
+    assert arrivals["TWN"] > len(corpus.flights) / 2
+    assert len(arrivals) > 1
+    with pytest.raises(ValueError, match="no routes for origin country 'KOR'"):
+        generate_day(GeneratorOptions(DAY, flights=1, origin_country="KOR"))

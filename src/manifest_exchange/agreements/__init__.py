@@ -1,7 +1,9 @@
 """Exchange agreements: which flights, travellers and columns a partner receives.
 
 An agreement is a TOML file in this folder (``tw-jp.toml`` is the default), so a second partner
-is a new file, not new code. :func:`load_agreement` reads one by name or path and checks it.
+is a new file, not new code. :func:`load_agreement` reads one by name or path and checks it;
+:func:`list_agreements` reads every file here (what ``exchange_partners`` runs by default, and
+what the embedded stack makes partner buckets and keys for).
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ V1_COLUMNS = (
     "received_at",
     "published_at",
 )
+# Version 2 adds columns at the end and changes nothing of v1 (exchange-format v2 in the README):
+# every nationality sent (v1 keeps the first) and the format the record came in.
+V2_COLUMNS = (*V1_COLUMNS, "nationalities", "source_format")
+COLUMNS_BY_VERSION = {"1": V1_COLUMNS, "2": V2_COLUMNS}
 # Columns an agreement may add, by name; anything else is refused when the file is read.
 OPTIONAL_COLUMNS = ("pnr_locator", "seat", "passenger_ref")
 TRAVELLER_TYPES = ("PASSENGER", "TRANSIT", "CREW")
@@ -68,8 +74,11 @@ class Agreement:
             arrival airports of the flights in scope.
         traveller_types: which of PASSENGER, TRANSIT, CREW are in scope.
         excluded_nationalities: travellers with any of these nationalities are out of scope.
-        extra_columns: columns beyond v1 that the partner receives.
-        partner_location: default ``s3://bucket/prefix`` of the partner's drops.
+        extra_columns: columns beyond the schema version's that the partner receives.
+        partner_location: default ``s3://bucket/prefix`` of the partner's drops; drops go under
+            ``v<schema_version>/drops/`` there, so two versions can be published side by side.
+        hmac_key_id: the id of the document-matching key agreed with this partner (looked up
+            in the pipeline's keyring); None uses the pipeline's default key.
     """
 
     name: str
@@ -81,11 +90,16 @@ class Agreement:
     excluded_nationalities: tuple[str, ...]
     extra_columns: tuple[str, ...]
     partner_location: str
+    hmac_key_id: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The published columns: v1 then the agreement's extras."""
-        return V1_COLUMNS + self.extra_columns
+        """The published columns: the schema version's, then the agreement's extras."""
+        return COLUMNS_BY_VERSION[self.schema_version] + self.extra_columns
+
+    @property
+    def partner_bucket(self) -> str:
+        return self.partner_location.removeprefix("s3://").split("/", 1)[0]
 
 
 def load_agreement(name_or_path: str = DEFAULT_AGREEMENT) -> Agreement:
@@ -110,6 +124,7 @@ def load_agreement(name_or_path: str = DEFAULT_AGREEMENT) -> Agreement:
             ),
             extra_columns=tuple(str(c) for c in raw.get("extra_columns", [])),
             partner_location=str(raw["partner_location"]),
+            hmac_key_id=str(raw["hmac_key_id"]) if raw.get("hmac_key_id") else None,
         )
     except KeyError as missing:
         raise AgreementError(f"{path}: missing setting {missing}") from None
@@ -119,8 +134,9 @@ def load_agreement(name_or_path: str = DEFAULT_AGREEMENT) -> Agreement:
 
 def _check(agreement: Agreement, path: Path) -> None:
     problems = []
-    if agreement.schema_version != "1":
-        problems.append(f"schema_version {agreement.schema_version!r} (this build writes '1')")
+    if agreement.schema_version not in COLUMNS_BY_VERSION:
+        known = ", ".join(repr(v) for v in COLUMNS_BY_VERSION)
+        problems.append(f"schema_version {agreement.schema_version!r} (this build writes {known})")
     for field_name in ("origin_country", "destination_country"):
         value = getattr(agreement, field_name)
         if len(value) != 3 or not value.isalpha():
@@ -131,7 +147,14 @@ def _check(agreement: Agreement, path: Path) -> None:
     unknown_columns = set(agreement.extra_columns) - set(OPTIONAL_COLUMNS)
     if unknown_columns:
         problems.append(f"extra_columns {sorted(unknown_columns)} not in {OPTIONAL_COLUMNS}")
-    if not agreement.partner_location.startswith("s3://"):
+    if not agreement.partner_location.startswith("s3://") or not agreement.partner_bucket:
         problems.append("partner_location must be an s3://bucket/prefix URL")
+    if agreement.name != path.stem:
+        problems.append(f"name {agreement.name!r} differs from the file name {path.stem!r}")
     if problems:
         raise AgreementError(f"{path}: " + "; ".join(problems))
+
+
+def list_agreements(directory: Path = AGREEMENTS_DIR) -> list[Agreement]:
+    """Every agreement file in ``directory``, by name."""
+    return [load_agreement(str(path)) for path in sorted(directory.glob("*.toml"))]

@@ -44,6 +44,16 @@ ROUTES: list[tuple[str, str, tuple[str, ...], int]] = [
     ("TPE", "BNE", ("CI",), 1),
 ]
 
+# Departures from Japan that do not go to Taiwan, for the reciprocal (jp-tw) direction's feed
+# (the Japan -> Taiwan routes are the Taiwan -> Japan ones flown back).
+ROUTES_FROM_JAPAN_ELSEWHERE: list[tuple[str, str, tuple[str, ...], int]] = [
+    ("NRT", "ICN", ("JL", "NH", "KE"), 10),
+    ("HND", "HKG", ("JL", "NH", "CX"), 8),
+    ("KIX", "BKK", ("JL", "TG"), 5),
+    ("NRT", "HNL", ("JL", "NH"), 5),
+    ("HND", "SIN", ("JL", "NH", "SQ"), 4),
+]
+
 # Multi-leg (progressive) flights: the whole itinerary under one flight number.
 PROGRESSIVE_ROUTES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
     (("KHH", "TPE", "NRT"), ("CI", "BR")),  # domestic first leg: the leg leaving Taiwan is TPE-NRT

@@ -19,6 +19,7 @@ which defects were planted) so tests can check the parser and pipeline against i
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import math
@@ -26,6 +27,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from manifest_exchange.airport_csv import LAYOUT as CSV_LAYOUT
@@ -100,6 +102,8 @@ class GeneratorOptions:
         prefix: key prefix of the objects.
         csv_rate: share of flights the departure airport also exports as CSV.
         csv_only: the flights exported as CSV get no airline PAXLST.
+        origin_country: ``TWN`` (departures from Taiwan) or ``JPN`` (departures from Japan,
+            for the reciprocal direction: Japan -> Taiwan and other routes out of Japan).
     """
 
     flight_date: date
@@ -112,6 +116,7 @@ class GeneratorOptions:
     prefix: str = "paxlst"
     csv_rate: float = 0.0
     csv_only: bool = False
+    origin_country: str = "TWN"
 
 
 @dataclass
@@ -229,10 +234,11 @@ class _Generator:
 
     def _flight(self) -> Flight:
         rng = self.rng
-        if rng.random() < 0.04:
-            stops, carriers = rng.choice(catalog.PROGRESSIVE_ROUTES)
+        routes, progressive = self.routes
+        if rng.random() < 0.04 and progressive:
+            stops, carriers = rng.choice(progressive)
         else:
-            route = rng.choices(catalog.ROUTES, weights=[r[3] for r in catalog.ROUTES])[0]
+            route = rng.choices(routes, weights=[r[3] for r in routes])[0]
             stops, carriers = (route[0], route[1]), route[2]
         carrier = rng.choice(carriers)
         number = self._flight_number(carrier)
@@ -268,6 +274,21 @@ class _Generator:
         if rng.random() < flight_defect_rate:
             flight.defects.append(_weighted(rng, FLIGHT_DEFECTS))
         return flight
+
+    @functools.cached_property
+    def routes(self) -> tuple[list[tuple[str, str, tuple[str, ...], int]], list[Any]]:
+        """Scheduled and progressive routes out of the origin country."""
+        origin = self.options.origin_country
+        if origin == "TWN":
+            return catalog.ROUTES, catalog.PROGRESSIVE_ROUTES
+        if origin == "JPN":
+            back = [
+                (arr, dep, carriers, weight)
+                for dep, arr, carriers, weight in catalog.ROUTES
+                if self.airports[arr].country == "JPN"
+            ]
+            return back + catalog.ROUTES_FROM_JAPAN_ELSEWHERE, []
+        raise ValueError(f"no routes for origin country {origin!r} (TWN or JPN)")
 
     def _flight_number(self, carrier: str) -> int:
         # Most carriers' numbers have up to three digits; a corpus with more flights than
@@ -520,7 +541,7 @@ class _Generator:
                 "UNB",
                 ["UNOA", "4"],
                 [sender, "ZZ"],
-                ["TWNAPI", "ZZ"],
+                [f"{self.options.origin_country}API", "ZZ"],
                 stamp.split(":"),
                 icref,
                 "",
@@ -535,7 +556,7 @@ class _Generator:
                     "UNG",
                     "PAXLST",
                     [name, "ZZ"],
-                    ["TWNAPI", "ZZ"],
+                    [f"{self.options.origin_country}API", "ZZ"],
                     stamp.split(":"),
                     "1",
                     "UN",
@@ -584,8 +605,9 @@ class _Generator:
             columns = [c for c in columns if c not in ("pnr_locator", "seat")]
         if rng.random() < 0.1:
             rng.shuffle(columns)
-        # The export comes from the airport of the leg that leaves Taiwan, and lists that leg.
-        leg = [leg for leg in flight.legs if self.airports[leg.dep].country == "TWN"][-1]
+        # The export comes from the airport of the leg that leaves the origin country.
+        origin = self.options.origin_country
+        leg = [leg for leg in flight.legs if self.airports[leg.dep].country == origin][-1]
         lines = []
         for traveller in flight.passengers:
             values = self._csv_values(flight, traveller, leg)

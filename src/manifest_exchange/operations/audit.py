@@ -111,16 +111,17 @@ def audit(
                 {"key": info.key, "travellers": counted[info.key], "accounted": accounted}
             )
 
-    verified = verify_drops(client, partner)
+    version = agreement.schema_version
+    verified = verify_drops(client, partner, schema_version=version)
     report.drops_verified = len(verified.drops)
     report.drop_problems = {d.drop_id: d.problems for d in verified.drops if d.problems}
     report.published_rows = sum(d.rows for d in verified.drops)
-    for drop_id, objects in sorted(list_drops(client, partner).items()):
+    for drop_id, objects in sorted(list_drops(client, partner, version).items()):
         newest = max(info.last_modified for info in objects.values())
         if SUCCESS_MARKER not in objects and now - newest > grace:
             report.orphan_drops.append(drop_id)
     report.duplicate_publications = _duplicate_publications(
-        client, partner, [d.drop_id for d in verified.drops]
+        client, drops_root(partner, version), [d.drop_id for d in verified.drops]
     )
     return report
 
@@ -156,10 +157,9 @@ def _travellers_per_object(
 
 
 def _duplicate_publications(
-    client: S3Client, partner: S3Location, drop_ids: list[str]
+    client: S3Client, root: S3Location, drop_ids: list[str]
 ) -> list[dict[str, Any]]:
     """(record_id, manifest_revision) pairs published in more than one row, with their drops."""
-    root = drops_root(partner)
     seen: dict[tuple[str, int], list[str]] = defaultdict(list)
     for drop_id in drop_ids:
         folder = S3Location(root.bucket, root.key(drop_id))

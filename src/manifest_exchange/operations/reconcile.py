@@ -82,6 +82,7 @@ def reconcile(
     grace: dt.timedelta = dt.timedelta(minutes=10),
     lookback: dt.timedelta = dt.timedelta(days=2),
     now: dt.datetime | None = None,
+    schema_version: str = "1",
 ) -> Reconciliation:
     """Check the ledger against ``source`` and ``partner``.
 
@@ -92,6 +93,7 @@ def reconcile(
         lookback: drops published within this window are re-verified file by file and
             matched against the ledger; older ones were checked by earlier reconciliations.
         now: the reference time (tests pin it).
+        schema_version: the agreement's version, whose drops (``v<version>/drops/``) are checked.
     """
     now = now or dt.datetime.now(dt.UTC)
     window_start = now - lookback
@@ -118,8 +120,10 @@ def reconcile(
     result.processed_and_purged = sum(ref not in listed for ref in finished)
 
     # Drops: every complete drop in the window re-verified; partial folders older than grace.
-    drops = list_drops(client, partner)
-    verified = verify_drops(client, partner, since=_drop_id_floor(window_start))
+    drops = list_drops(client, partner, schema_version)
+    verified = verify_drops(
+        client, partner, since=_drop_id_floor(window_start), schema_version=schema_version
+    )
     result.drops_verified = len(verified.drops)
     result.drop_problems = {d.drop_id: d.problems for d in verified.drops if d.problems}
     drop_rows = {d.drop_id: d.rows for d in verified.drops}

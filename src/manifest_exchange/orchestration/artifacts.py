@@ -124,3 +124,40 @@ def publish_run_artifacts(
             link_text="Great Expectations Data Docs for this run",
             description="Validation results (link valid 7 days; no personal data)",
         )
+
+
+def partner_summary_markdown(reports: dict[str, dict[str, Any]], failures: dict[str, str]) -> str:
+    """One line per agreement of an ``exchange_partners`` run: where it went and what."""
+    rows: list[list[Any]] = [
+        [
+            name,
+            report["partner"],
+            report["travellers"],
+            report["published"],
+            report["out_of_scope"],
+            report["duplicates"],
+            report["quarantined_rows"],
+            ", ".join(report["drop_ids"]) or "-",
+        ]
+        for name, report in sorted(reports.items())
+    ]
+    rows += [[name, "FAILED", "", "", "", "", "", reason] for name, reason in failures.items()]
+    header = [
+        "agreement",
+        "partner",
+        "travellers",
+        "published",
+        "out of scope",
+        "duplicates",
+        "quarantined",
+        "drops",
+    ]
+    return "# Partners\n\n" + _markdown_table(header, rows)
+
+
+def publish_partner_summary(reports: dict[str, dict[str, Any]], failures: dict[str, str]) -> None:
+    create_markdown_artifact(
+        key="exchange-partners",
+        markdown=partner_summary_markdown(reports, failures),
+        description="Each agreement's exchange in this run",
+    )

@@ -62,6 +62,8 @@ class Locations:
     source: str = "s3://airport-manifests/paxlst"
     state: str = "s3://exchange-state/tw-jp"
     partner: str = "s3://partner-drops/tw-jp"
+    # exchange_partners keeps each agreement's state under <state_root>/<agreement>.
+    state_root: str = "s3://exchange-state"
 
 
 def free_port() -> int:
@@ -328,7 +330,9 @@ def _save_blocks(stack: EmbeddedStack, webhook_url: str) -> None:
         ).save(block_name, overwrite=True)
     key = stack.hmac_key()
     encoded = base64.b64encode(key.secret).decode("ascii")
-    secret_value: Any = {"key_id": key.key_id, "key": encoded}  # a Secret block holds JSON too
+    partner_keys = {k.key_id: base64.b64encode(k.secret).decode() for k in stack.partner_keys()}
+    # A Secret block holds JSON too: the default key and the keys agreements name.
+    secret_value: Any = {"key_id": key.key_id, "key": encoded, "partner_keys": partner_keys}
     Secret(value=secret_value).save(HMAC_KEY_BLOCK, overwrite=True)
     webhook = CustomWebhookNotificationBlock(  # type: ignore[call-arg]  # optional fields
         name="exchange alerts",
@@ -345,6 +349,7 @@ def _set_variables(locations: Locations, retain_days: float) -> None:
         "mx_tw_jp_source": locations.source,
         "mx_tw_jp_state": locations.state,
         "mx_tw_jp_partner": locations.partner,
+        "mx_state_root": locations.state_root,
         "mx_retention_days": retain_days,
     }
     for name, value in values.items():

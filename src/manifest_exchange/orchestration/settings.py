@@ -32,12 +32,17 @@ def s3_settings_from_block(name: str) -> S3Settings:
     )
 
 
-def hmac_key_from_block(name: str) -> HmacKey:
-    """The document-matching key from a ``Secret`` block holding ``{"key_id", "key"}``."""
+def hmac_keys_from_block(name: str) -> tuple[HmacKey, tuple[HmacKey, ...]]:
+    """The default document-matching key and the keys agreements name, from a ``Secret`` block
+    holding ``{"key_id", "key", "partner_keys": {id: base64}}`` (``partner_keys`` optional)."""
     value: Any = cast(Secret[Any], Secret.load(name)).get()
     if not isinstance(value, dict) or not {"key_id", "key"} <= value.keys():
         raise ValueError(f"secret block {name!r} must hold a JSON object with key_id and key")
-    return HmacKey.from_base64(str(value["key_id"]), str(value["key"]))
+    partner_keys = tuple(
+        HmacKey.from_base64(str(key_id), str(encoded))
+        for key_id, encoded in dict(value.get("partner_keys") or {}).items()
+    )
+    return HmacKey.from_base64(str(value["key_id"]), str(value["key"])), partner_keys
 
 
 def run_settings(s3_credentials_block: str | None, hmac_key_block: str | None) -> Settings:
@@ -46,5 +51,6 @@ def run_settings(s3_credentials_block: str | None, hmac_key_block: str | None) -
     if s3_credentials_block:
         settings = dataclasses.replace(settings, s3=s3_settings_from_block(s3_credentials_block))
     if hmac_key_block:
-        settings = dataclasses.replace(settings, hmac_key=hmac_key_from_block(hmac_key_block))
+        key, partner_keys = hmac_keys_from_block(hmac_key_block)
+        settings = dataclasses.replace(settings, hmac_key=key, partner_keys=partner_keys)
     return settings

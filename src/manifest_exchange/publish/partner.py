@@ -51,9 +51,11 @@ class VerifyReport:
         }
 
 
-def list_drops(client: S3Client, partner: S3Location) -> dict[str, dict[str, ObjectInfo]]:
-    """Drop id -> (key relative to the drop folder -> object)."""
-    root = drops_root(partner)
+def list_drops(
+    client: S3Client, partner: S3Location, schema_version: str = "1"
+) -> dict[str, dict[str, ObjectInfo]]:
+    """Drop id -> (key relative to the drop folder -> object), of one schema version."""
+    root = drops_root(partner, schema_version)
     drops: dict[str, dict[str, ObjectInfo]] = defaultdict(dict)
     for info in iter_objects(client, root):
         drop_id, _, relative = info.key[len(root.prefix) + 1 :].partition("/")
@@ -62,17 +64,22 @@ def list_drops(client: S3Client, partner: S3Location) -> dict[str, dict[str, Obj
 
 
 def verify_drops(
-    client: S3Client, partner: S3Location, *, since: str | None = None
+    client: S3Client,
+    partner: S3Location,
+    *,
+    since: str | None = None,
+    schema_version: str = "1",
 ) -> VerifyReport:
     """Check every complete drop against its manifest: files, sizes, sha256, row counts.
 
     Args:
         since: only drops whose id sorts at or after this (ids start with their UTC time,
             ``20261124T101500Z``), so a daily check need not re-read all history.
+        schema_version: which version's drops (``v1/drops/``, ``v2/drops/``).
     """
-    root = drops_root(partner)
+    root = drops_root(partner, schema_version)
     checks, pending = [], []
-    for drop_id, objects in sorted(list_drops(client, partner).items()):
+    for drop_id, objects in sorted(list_drops(client, partner, schema_version).items()):
         if since and drop_id < since:
             continue
         if SUCCESS_MARKER not in objects:
@@ -116,18 +123,20 @@ def _verify_drop(
     return check
 
 
-def fetch_drops(client: S3Client, partner: S3Location, destination: Path) -> list[str]:
+def fetch_drops(
+    client: S3Client, partner: S3Location, destination: Path, schema_version: str = "1"
+) -> list[str]:
     """Download complete drops not yet present under ``destination``; return their ids.
 
     Each file is checked against the manifest before it is kept; a drop's manifest is written
     last locally too, so an interrupted fetch is redone on the next call.
     """
-    root = drops_root(partner)
+    root = drops_root(partner, schema_version)
     fetched = []
-    for drop_id, objects in sorted(list_drops(client, partner).items()):
+    for drop_id, objects in sorted(list_drops(client, partner, schema_version).items()):
         if SUCCESS_MARKER not in objects:
             continue
-        local = destination / "v1" / "drops" / drop_id
+        local = destination / f"v{schema_version}" / "drops" / drop_id
         if (local / SUCCESS_MARKER).is_file():
             continue
         manifest_bytes = get_bytes(client, root.bucket, root.key(drop_id, MANIFEST))

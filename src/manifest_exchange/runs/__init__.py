@@ -67,11 +67,6 @@ class RunContext:
         partner: str | None = None,
         run_id: str | None = None,
     ) -> RunContext:
-        if settings.hmac_key is None:
-            raise ValueError(
-                "no document-matching key: set MX_HMAC_KEY_ID and MX_HMAC_KEY "
-                "(the embedded stack writes them to .local/stack/pipeline.env)"
-            )
         return cls(
             run_id=run_id or str(uuid.uuid4()),
             started_at=dt.datetime.now(dt.UTC),
@@ -79,7 +74,7 @@ class RunContext:
             source=S3Location.parse(source),
             state=S3Location.parse(state),
             partner=S3Location.parse(partner or agreement.partner_location),
-            hmac_key=settings.hmac_key,
+            hmac_key=settings.hmac_key_for(agreement.hmac_key_id),
             s3=settings.s3,
             client=make_client(settings.s3),
             claim_timeout_s=settings.claim_timeout_s,

@@ -6,14 +6,17 @@ Layout under ``<home>/stack/`` (``home`` is git-ignored):
 - ``credentials.json``: generated access keys per identity (mode 0600, never committed)
 - ``s3-identities.json``: the same keys with their bucket permissions, as SeaweedFS reads them
 - ``hmac-key.json``: the generated document-matching key (``doc_match_hmac``), mode 0600
+- ``hmac-partner-keys.json``: a generated key per ``hmac_key_id`` that an agreement names
 - ``<identity>.env``: ``export AWS_...`` lines for a shell, one file per identity (the
-  pipeline's also carries ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``)
+  pipeline's also carries ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``/``MX_HMAC_PARTNER_KEYS``)
 - ``stack.json``: PID and ports of the running server; ``weed.log``: its output
 
 Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
-``partner`` can only read its own bucket. ``loader`` stands for the airlines and airports that
-deliver manifests, ``retention`` is the purge's (the only identity that may delete manifests),
-and ``admin`` is used only here, to create the buckets.
+``partner`` can only read its own bucket. Every agreement's partner bucket is created too, with
+a read-only identity of its own (``reader-<bucket>``; ``partner`` for ``partner-drops``), so a
+new partner is an agreement file and a bucket, not code. ``loader`` stands for the airlines
+and airports that deliver manifests, ``retention`` is the purge's (the only identity that may
+delete manifests), and ``admin`` is used only here, to create the buckets.
 """
 
 from __future__ import annotations
@@ -35,15 +38,29 @@ from pathlib import Path
 
 import botocore.exceptions
 
+from manifest_exchange.agreements import list_agreements
 from manifest_exchange.config import HmacKey, S3Settings
 from manifest_exchange.storage.s3 import S3Client, make_client
 
 SOURCE_BUCKET = "airport-manifests"
 STATE_BUCKET = "exchange-state"
 PARTNER_BUCKET = "partner-drops"
-BUCKETS = (SOURCE_BUCKET, STATE_BUCKET, PARTNER_BUCKET)
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
+
+
+def _partner_buckets() -> tuple[str, ...]:
+    """``partner-drops`` and every agreement's own partner bucket."""
+    return tuple(dict.fromkeys([PARTNER_BUCKET, *(a.partner_bucket for a in list_agreements())]))
+
+
+PARTNER_BUCKETS = _partner_buckets()
+BUCKETS = (SOURCE_BUCKET, STATE_BUCKET, *PARTNER_BUCKETS)
+
+
+def reader_identity(bucket: str) -> str:
+    """The read-only identity of a partner bucket (what that partner is given)."""
+    return "partner" if bucket == PARTNER_BUCKET else f"reader-{bucket}"
 
 
 def _grants(bucket: str, *actions: str) -> list[str]:
@@ -56,9 +73,13 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
     "pipeline": [
         *_grants(SOURCE_BUCKET, "Read", "List"),
         *_grants(STATE_BUCKET, "Read", "Write", "List"),
-        *_grants(PARTNER_BUCKET, "Read", "Write", "List"),
+        *(
+            grant
+            for bucket in PARTNER_BUCKETS
+            for grant in _grants(bucket, "Read", "Write", "List")
+        ),
     ],
-    "partner": _grants(PARTNER_BUCKET, "Read", "List"),
+    **{reader_identity(bucket): _grants(bucket, "Read", "List") for bucket in PARTNER_BUCKETS},
     # The retention purge deletes processed manifests and old quarantine; nothing else may.
     "retention": [
         *_grants(SOURCE_BUCKET, "Read", "Write", "List"),
@@ -67,23 +88,24 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
 }
 
 
-# A bucket policy on the partner bucket: nobody, the pipeline and admin included, may delete a
-# published object (SeaweedFS enforces bucket policies over identities' grants). On AWS the same
-# document applies.
-DROPS_ARE_PERMANENT = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "PublishedDropsAreNeverDeleted",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                "Resource": [f"arn:aws:s3:::{PARTNER_BUCKET}/*"],
-            }
-        ],
-    }
-)
+def drops_are_permanent(bucket: str) -> str:
+    """A bucket policy on a partner bucket: nobody, the pipeline and admin included, may delete
+    a published object (SeaweedFS enforces bucket policies over identities' grants). On AWS the
+    same document applies."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublishedDropsAreNeverDeleted",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
 
 
 # Object lock on the partner bucket (versioning on, COMPLIANCE retention by default): every
@@ -177,6 +199,7 @@ class EmbeddedStack:
         self.data_dir = self.root / "data"
         self.credentials_file = self.root / "credentials.json"
         self.hmac_key_file = self.root / "hmac-key.json"
+        self.partner_keys_file = self.root / "hmac-partner-keys.json"
         self.identities_file = self.root / "s3-identities.json"
         self.state_file = self.root / "stack.json"
         self.log_file = self.root / "weed.log"
@@ -212,6 +235,18 @@ class EmbeddedStack:
         encoded = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
         _write_private(self.hmac_key_file, json.dumps({"key_id": key_id, "key": encoded}))
         return HmacKey.from_base64(key_id, encoded)
+
+    def partner_keys(self) -> list[HmacKey]:
+        """A generated key for every ``hmac_key_id`` an agreement names (kept once made)."""
+        stored: dict[str, str] = {}
+        if self.partner_keys_file.is_file():
+            stored = json.loads(self.partner_keys_file.read_text())
+        wanted = sorted({a.hmac_key_id for a in list_agreements() if a.hmac_key_id})
+        if any(key_id not in stored for key_id in wanted):
+            for key_id in wanted:
+                stored.setdefault(key_id, base64.b64encode(secrets.token_bytes(32)).decode())
+            _write_private(self.partner_keys_file, json.dumps(stored, indent=2))
+        return [HmacKey.from_base64(key_id, stored[key_id]) for key_id in wanted]
 
     def _write_identities(self, creds: dict[str, dict[str, str]]) -> None:
         identities = [
@@ -256,6 +291,11 @@ class EmbeddedStack:
             key = self.hmac_key()
             encoded = base64.b64encode(key.secret).decode("ascii")
             lines += [f"export MX_HMAC_KEY_ID={key.key_id}", f"export MX_HMAC_KEY={encoded}"]
+            partner_keys = ",".join(
+                f"{k.key_id}:{base64.b64encode(k.secret).decode()}" for k in self.partner_keys()
+            )
+            if partner_keys:
+                lines.append(f"export MX_HMAC_PARTNER_KEYS={partner_keys}")
         return lines
 
     def environment(self, identity: str) -> dict[str, str]:
@@ -362,7 +402,8 @@ class EmbeddedStack:
                     pending.pop(0)
                 # A bucket exists before a volume can take writes: probe a real write.
                 admin.put_object(Bucket=STATE_BUCKET, Key="_stack/ready", Body=b"ok")
-                _protect_partner_bucket(admin)
+                for bucket in PARTNER_BUCKETS:
+                    _protect_partner_bucket(admin, bucket)
                 return
             except (
                 botocore.exceptions.ClientError,
@@ -407,15 +448,13 @@ class EmbeddedStack:
         }
 
 
-def _protect_partner_bucket(admin: S3Client) -> None:
+def _protect_partner_bucket(admin: S3Client, bucket: str) -> None:
     """Deny deletes by policy and keep every version under object lock (idempotent, so a store
     created before the lock existed gets it at its next start)."""
-    admin.put_bucket_policy(Bucket=PARTNER_BUCKET, Policy=DROPS_ARE_PERMANENT)
-    admin.put_bucket_versioning(
-        Bucket=PARTNER_BUCKET, VersioningConfiguration={"Status": "Enabled"}
-    )
+    admin.put_bucket_policy(Bucket=bucket, Policy=drops_are_permanent(bucket))
+    admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     admin.put_object_lock_configuration(
-        Bucket=PARTNER_BUCKET,
+        Bucket=bucket,
         ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled",
             "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": PARTNER_LOCK_DAYS}},

@@ -139,3 +139,17 @@ def test_progress_never_goes_back_when_stages_alternate(monkeypatch: pytest.Monk
     for stage in ("parse", "transform", "validate", "transform", "validate", "publish"):
         progress.finished(stage)
     assert updates == [25.0, 50.0, 75.0, 75.0, 75.0, 100.0]
+
+
+def test_partner_summary_has_a_line_per_agreement_and_names_failures() -> None:
+    reports = {
+        "tw-jp": _report(partner="s3://partner-drops/tw-jp"),
+        "tw-au": _report(agreement="tw-au", partner="s3://partner-drops-au/tw-au", drop_ids=[]),
+    }
+    markdown = artifacts.partner_summary_markdown(reports, {"jp-tw": "bucket unreachable"})
+    lines = [line for line in markdown.splitlines() if line.startswith("| tw-") or "jp-tw" in line]
+    assert [line.split(" | ")[0] for line in lines] == ["| tw-au", "| tw-jp", "| jp-tw"]
+    assert "s3://partner-drops-au/tw-au" in lines[0]
+    assert lines[0].endswith("| - |")
+    assert "FAILED" in lines[2]
+    assert "bucket unreachable" in lines[2]
