@@ -47,6 +47,14 @@ def test_exports_alone_publish_their_passengers(exchange: Exchange) -> None:
     assert report["published"] == in_scope
     assert report["out_of_scope"] == out_of_scope
     assert report["duplicates"] == report["quarantined_rows"] == 0
+    assert report["per_source_format"] == {
+        "airport_csv": {
+            "published": in_scope,
+            "out_of_scope": out_of_scope,
+            "duplicate": 0,
+            "quarantined": 0,
+        }
+    }
     rows = exchange.published_rows()
     assert rows.num_rows == in_scope
     assert set(rows["message_function"].to_pylist()) == {"745"}
@@ -91,6 +99,20 @@ def test_an_export_beside_the_airline_list_adds_no_traveller(exchange: Exchange)
     # exported traveller is the airline's traveller again.
     assert report["quarantined_rows"] == 1
     assert report["duplicates"] == in_scope - 1
+    assert report["per_source_format"] == {
+        "airport_csv": {
+            "published": 0,
+            "out_of_scope": out_of_scope,
+            "duplicate": in_scope - 1,
+            "quarantined": 1,
+        },
+        "paxlst": {
+            "published": expected["published"],
+            "out_of_scope": expected["out_of_scope"],
+            "duplicate": 0,
+            "quarantined": 0,
+        },
+    }
     rows = exchange.published_rows()
     assert rows.num_rows == expected["published"]
     assert len(set(rows["record_id"].to_pylist())) == rows.num_rows
@@ -123,6 +145,7 @@ def test_export_defects_are_quarantined_with_line_numbers(exchange: Exchange) ->
     assert report["travellers"] == sent
     outcomes = ("published", "out_of_scope", "duplicates", "quarantined_rows")
     assert sum(report[key] for key in outcomes) == sent
+    assert sum(report["per_source_format"]["airport_csv"].values()) == sent
     errors = exchange.quarantine(report["run_id"], "errors")
     rejected = errors.filter(pc.equal(errors["error_code"], "csv_line_rejected"))
     dob_defects = sum(

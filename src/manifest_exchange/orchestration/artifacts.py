@@ -73,6 +73,10 @@ def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> st
             ],
         ),
     ]
+    formats = report.get("per_source_format", {})
+    if len(formats) > 1:
+        rows = [[name, *(counts[o] for o in OUTCOMES)] for name, counts in formats.items()]
+        parts += ["#### Per source format", _markdown_table(["format", *OUTCOMES], rows)]
     flights = list(report["per_flight"].items())
     if flights:
         rows = [[key, *(counts[o] for o in OUTCOMES)] for key, counts in flights[:max_flights]]

@@ -342,6 +342,9 @@ class RunTotals:
     per_flight: dict[str, dict[str, int]] = field(
         default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     )
+    per_source_format: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    )
     quarantine: dict[str, int] = field(
         default_factory=lambda: {"travellers": 0, "messages": 0, "errors": 0}
     )
@@ -371,6 +374,8 @@ class RunTotals:
         for row in accounting.to_pylist():
             flight = row["flight_key"] or "(unreadable)"
             self.per_flight[flight][row["outcome"]] += int(row["travellers"])
+            source_format = row["source_format"] or "(unreadable)"
+            self.per_source_format[source_format][row["outcome"]] += int(row["travellers"])
         for outcome, count in counts.items():
             self.outcomes[outcome] += count
         self.objects_unreadable += int(
@@ -436,6 +441,7 @@ def build_report(
         "quarantined_messages": totals.quarantine["messages"],
         "validation": totals.quality.as_dict(),
         "per_flight": {k: dict(v) for k, v in sorted(totals.per_flight.items())},
+        "per_source_format": {k: dict(v) for k, v in sorted(totals.per_source_format.items())},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
     accounted = sum(outcomes.values())

@@ -153,3 +153,15 @@ def test_partner_summary_has_a_line_per_agreement_and_names_failures() -> None:
     assert lines[0].endswith("| - |")
     assert "FAILED" in lines[2]
     assert "bucket unreachable" in lines[2]
+
+
+def test_report_shows_outcomes_per_source_format_when_there_are_two() -> None:
+    counts = {"published": 2, "out_of_scope": 0, "duplicate": 1, "quarantined": 0}
+    markdown = run_report_markdown(
+        _report(per_source_format={"airport_csv": counts, "paxlst": counts})
+    )
+    assert "#### Per source format" in markdown
+    assert "| airport_csv | 2 | 0 | 1 | 0 |" in markdown
+    assert "Per source format" not in run_report_markdown(
+        _report(per_source_format={"paxlst": counts})
+    )
