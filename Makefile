@@ -18,7 +18,7 @@ export PREFECT_HOME ?= $(CURDIR)/.local/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: setup demo test lint format audit-deps bench bench-parse bench-latency stack-up stack-down ui ui-down clean
+.PHONY: setup demo test lint format audit-deps bench bench-parse bench-store bench-latency stack-up stack-down ui ui-down clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -65,6 +65,10 @@ bench: setup
 
 bench-parse: setup
 	$(BIN)/python bench/bench_parse.py
+
+# Small S3 requests per second from the pipeline's client (what bounds the ledger).
+bench-store: setup
+	$(BIN)/python bench/bench_store_requests.py
 
 # Landing-to-partner latency with the every-minute deployment running (about 6 minutes).
 bench-latency: setup
