@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
 from manifest_exchange import airport_csv
-from manifest_exchange.paxlst.parser import PaxlstParser
+from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject
 
 HEADER = (
     "carrier_code,flight_number,dep_airport,arr_airport,sched_departure_local,"
@@ -27,16 +26,15 @@ def _line(
     return f"{FLIGHT},{person},P,{doc},TWN,2030-01-01"
 
 
-def _read(*exports: str | bytes) -> dict[str, pa.Table]:
+def _read(*exports: str | bytes) -> ParseResult:
     with PaxlstParser() as parser:
         empty = parser.parse([])
-    schemas = {"objects": empty.objects.schema}
-    for name in ("messages", "persons", "errors"):
-        schema = getattr(empty, name).schema
-        schemas[name] = schema.remove(schema.get_field_index("object_key"))
     payloads = [e.encode() if isinstance(e, str) else e for e in exports]
-    keys = [f"export-{i}.csv" for i in range(len(payloads))]
-    return airport_csv.read_exports(keys, payloads, schemas)
+    sources = [SourceObject(f"export-{i}.csv", data) for i, data in enumerate(payloads)]
+    result = airport_csv.read_exports(sources, empty)
+    for name in ("objects", "messages", "persons", "errors"):
+        assert getattr(result, name).schema == getattr(empty, name).schema
+    return result
 
 
 @pytest.mark.parametrize(
@@ -73,14 +71,14 @@ def test_readable_lines_become_lists_and_travellers_with_normalised_values() -> 
     )
     tables = _read(export)
 
-    lists = tables["messages"].to_pylist()
+    lists = tables.messages.to_pylist()
     assert [(m["message_seq"], m["bgm_code"], m["person_count"]) for m in lists] == [
         (2, "745", 2),
         (4, "250", 1),
     ]
     assert {m["flight_number"] for m in lists} == {"0100"}
     assert {m["source_format"] for m in lists} == {"airport_csv"}
-    persons = tables["persons"].to_pylist()
+    persons = tables.persons.to_pylist()
     assert [p["segment_position"] for p in persons] == [2, 3, 4]
     assert [p["role"] for p in persons] == ["passenger", "transit", "crew"]
     first = persons[0]
@@ -91,7 +89,7 @@ def test_readable_lines_become_lists_and_travellers_with_normalised_values() -> 
     )
     assert first["doc_number"] == "312345678"
     assert str(first["date_of_birth"]) == "1990-01-02"
-    assert tables["errors"].num_rows == 0
+    assert tables.errors.num_rows == 0
 
 
 def test_bad_lines_are_kept_with_their_line_numbers_and_reasons_without_values() -> None:
@@ -108,8 +106,8 @@ def test_bad_lines_are_kept_with_their_line_numbers_and_reasons_without_values()
     )
     tables = _read(export)
 
-    assert [p["segment_position"] for p in tables["persons"].to_pylist()] == [4, 6]
-    errors = tables["errors"].to_pylist()
+    assert [p["segment_position"] for p in tables.persons.to_pylist()] == [4, 6]
+    errors = tables.errors.to_pylist()
     assert [e["segment_position"] for e in errors] == [2, 3, 5, 7]
     assert {e["error_code"] for e in errors} == {"csv_line_rejected"}
     reasons = [e["reason"] for e in errors]
@@ -119,7 +117,7 @@ def test_bad_lines_are_kept_with_their_line_numbers_and_reasons_without_values()
     assert "fewer values" in reasons[3]
     assert not any("1990-02-30" in r or "PILOT" in r for r in reasons)
     # Each bad line is one unreadable traveller, so it is quarantined and counted.
-    unreadable = [m for m in tables["messages"].to_pylist() if m["error_code"]]
+    unreadable = [m for m in tables.messages.to_pylist() if m["error_code"]]
     assert [(m["message_seq"], m["person_count"]) for m in unreadable] == [
         (2, 1),
         (3, 1),
@@ -133,8 +131,8 @@ def test_invalid_utf8_rejects_only_its_line() -> None:
         "latin-1"
     )
     tables = _read(export)
-    assert tables["persons"].num_rows == 1
-    assert tables["errors"]["reason"].to_pylist() == ["line 3: not valid UTF-8"]
+    assert tables.persons.num_rows == 1
+    assert tables.errors["reason"].to_pylist() == ["line 3: not valid UTF-8"]
 
 
 def test_columns_in_any_order_and_optional_columns_absent() -> None:
@@ -143,7 +141,7 @@ def test_columns_in_any_order_and_optional_columns_absent() -> None:
     order = list(reversed(range(len(columns))))
     export = ",".join(columns[i] for i in order) + "\n" + ",".join(values[i] for i in order)
     tables = _read(export, "\n".join([HEADER, _line()]))
-    persons = tables["persons"].to_pylist()
+    persons = tables.persons.to_pylist()
     assert len(persons) == 2
     assert persons[0]["surname"] == persons[1]["surname"] == "WANG"
     assert persons[0]["residence_country"] is None
@@ -153,21 +151,21 @@ def test_a_bad_header_refuses_the_object_and_reads_the_others() -> None:
     tables = _read(
         "carrier_code,flight_number,surname,colour\nCI,1,X,red\n", f"{HEADER}\n{_line()}"
     )
-    objects = tables["objects"].to_pylist()
+    objects = tables.objects.to_pylist()
     assert [o["error_code"] for o in objects] == ["csv_bad_header", None]
-    assert tables["persons"].num_rows == 1
-    assert tables["errors"]["error_code"].to_pylist() == ["csv_bad_header"]
+    assert tables.persons.num_rows == 1
+    assert tables.errors["error_code"].to_pylist() == ["csv_bad_header"]
 
 
 def test_an_export_sent_again_in_another_line_order_has_the_same_payload_hash() -> None:
     lines = [_line(surname="A", doc="312345671"), _line(surname="B", doc="312345672")]
-    first = _read("\n".join([HEADER, *lines]))["messages"]
-    again = _read("\r\n".join([HEADER, *reversed(lines)]))["messages"]
+    first = _read("\n".join([HEADER, *lines])).messages
+    again = _read("\r\n".join([HEADER, *reversed(lines)])).messages
     assert first["payload_sha256"].to_pylist() == again["payload_sha256"].to_pylist()
 
 
 def test_a_flight_number_that_is_not_digits_is_left_for_the_message_suite() -> None:
     export = f"{HEADER}\n" + _line().replace(",100,", ",CI100,")
-    lists = _read(export)["messages"].to_pylist()
+    lists = _read(export).messages.to_pylist()
     assert lists[0]["flight_number"] is None
     assert lists[0]["person_count"] == 1

@@ -26,6 +26,7 @@ import fsspec
 import pyarrow as pa
 
 from manifest_exchange.paths import read_sql
+from manifest_exchange.paxlst.parser import ParseResult, SourceObject, with_keys
 from manifest_exchange.reference import countries_arrow
 
 # The documented layout: column -> DuckDB type. A header may list the columns in any order and
@@ -115,22 +116,16 @@ def check_header(columns: Sequence[str]) -> None:
         )
 
 
-def read_exports(
-    keys: Sequence[str],
-    payloads: Sequence[bytes],
-    schemas: dict[str, pa.Schema],
-) -> dict[str, pa.Table]:
-    """Read airport exports into the parser's tables.
+def read_exports(sources: Sequence[SourceObject], like: ParseResult) -> ParseResult:
+    """Read airport exports into the PAXLST parser's tables.
 
     Args:
-        keys: the objects' keys; ``object_id`` is the position in this list.
-        payloads: the objects' bytes.
-        schemas: the parser's ``objects``, ``messages``, ``persons`` and ``errors`` schemas;
-            the result has exactly these, so both sources concatenate.
-
-    Returns:
-        ``objects``, ``messages``, ``persons`` and ``errors`` tables.
+        sources: the exports (key and bytes); ``object_id`` is the position in this list.
+        like: any result of the PAXLST parser (``PaxlstParser().parse([])`` will do): the
+            result has exactly its schemas, so the two sources concatenate.
     """
+    keys = pa.array([source.key for source in sources], pa.string())
+    payloads = [source.data for source in sources]
     header_errors: dict[int, str] = {}
     by_layout: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for object_id, data in enumerate(payloads):
@@ -145,7 +140,7 @@ def read_exports(
     objects = pa.table(
         {
             "object_id": pa.array(range(len(payloads)), pa.int32()),
-            "object_key": pa.array(keys, pa.string()),
+            "object_key": keys,
             "bytes": pa.array([len(d) for d in payloads], pa.int64()),
             "source_sha256": pa.array([hashlib.sha256(d).hexdigest() for d in payloads]),
             "encoding": pa.array(["utf-8"] * len(payloads), pa.string()),
@@ -165,15 +160,21 @@ def read_exports(
             "reason": pa.array(list(header_errors.values()), pa.string()),
         }
     )
-    errors = pa.concat_tables(
-        [conform(header_rows, schemas["errors"]), conform(tables["errors"], schemas["errors"])]
+
+    def shaped(table: pa.Table, parsed: pa.Table) -> pa.Table:
+        """``table`` with the parser's columns, ``object_key`` taken from ``object_id``."""
+        schema = parsed.schema.remove(parsed.schema.get_field_index("object_key"))
+        return with_keys(conform(table, schema), keys).select(parsed.schema.names)
+
+    return ParseResult(
+        objects=conform(objects, like.objects.schema),
+        messages=shaped(tables["messages"], like.messages),
+        persons=shaped(tables["persons"], like.persons),
+        errors=shaped(
+            pa.concat_tables([header_rows, tables["errors"]], promote_options="permissive"),
+            like.errors,
+        ),
     )
-    return {
-        "objects": conform(objects, schemas["objects"]),
-        "messages": conform(tables["messages"], schemas["messages"]),
-        "persons": conform(tables["persons"], schemas["persons"]),
-        "errors": errors,
-    }
 
 
 def _read_layouts(

@@ -25,7 +25,6 @@ from manifest_exchange.paxlst.parser import (
     PaxlstParser,
     SourceObject,
     batches,
-    with_keys,
 )
 from manifest_exchange.storage.s3 import S3Client, get_many
 
@@ -96,7 +95,7 @@ def read_manifests(
         csv_exports: list[SourceObject] = []
         results.extend(parser.parse_batches(batches(_paxlst_only(sources, csv_exports))))
         if csv_exports:
-            results.append(_read_csv_exports(csv_exports, parser.parse([])))
+            results.append(airport_csv.read_exports(csv_exports, parser.parse([])))
     order = {obj.key: index for index, obj in enumerate(objects)}
     return _combine(results, order, received)
 
@@ -110,27 +109,6 @@ def _paxlst_only(
             csv_exports.append(source)
         else:
             yield source
-
-
-def _read_csv_exports(sources: list[SourceObject], empty: ParseResult) -> ParseResult:
-    """Read the run's airport exports into tables with the parser's own schemas."""
-
-    def without_key(table: pa.Table) -> pa.Schema:
-        return table.schema.remove(table.schema.get_field_index("object_key"))
-
-    schemas = {"objects": empty.objects.schema}
-    schemas.update(
-        {name: without_key(getattr(empty, name)) for name in ("messages", "persons", "errors")}
-    )
-    keys = [source.key for source in sources]
-    tables = airport_csv.read_exports(keys, [source.data for source in sources], schemas)
-    key_array = pa.array(keys, pa.string())
-    return ParseResult(
-        objects=tables["objects"],
-        messages=with_keys(tables["messages"], key_array),
-        persons=with_keys(tables["persons"], key_array),
-        errors=with_keys(tables["errors"], key_array),
-    )
 
 
 def pages(
