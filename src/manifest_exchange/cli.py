@@ -3,7 +3,7 @@
 Commands:
     stack up|down|status|env   the embedded SeaweedFS store on loopback
     generate                   synthetic PAXLST (and airport CSV) traffic to a folder or s3://
-    parse                      PAXLST files or s3:// prefixes -> JSON lines (or a summary)
+    parse                      PAXLST (or airport CSV) files or s3:// prefixes -> JSON lines
     run                        the exchange flow (Prefect) over new manifests -> a partner drop
     run-partners               the same for every agreement of an origin country, one run
     partner verify|fetch       the partner's side: check drops, download them
@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from manifest_exchange import airport_csv
 from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError, load_agreement
 from manifest_exchange.config import Settings
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
@@ -377,13 +378,21 @@ def _parse(args: argparse.Namespace, settings: Settings) -> int:
 def _parse_batches(
     parser: PaxlstParser, sources: Iterator[SourceObject], summary: ParseSummary
 ) -> Iterator[ParseResult]:
-    """Parse ``sources`` in bounded batches; add counts and wall time to ``summary``."""
-    started = time.perf_counter()
-    for result in parser.parse_batches(batches(sources)):
-        summary.wall_seconds += time.perf_counter() - started
-        summary.add(result)
-        yield result
+    """Parse ``sources`` in bounded batches (airport CSV exports with the CSV reader, told by
+    content as a run tells them); add counts and wall time to ``summary``."""
+    like = parser.parse([])
+    for batch in batches(sources):
         started = time.perf_counter()
+        is_export = [not s.unfetched_size and airport_csv.is_airport_csv(s.data) for s in batch]
+        exports = [s for s, export in zip(batch, is_export, strict=True) if export]
+        edifact = [s for s, export in zip(batch, is_export, strict=True) if not export]
+        results = [parser.parse(edifact)] if edifact else []
+        if exports:
+            results.append(airport_csv.read_exports(exports, like))
+        summary.wall_seconds += time.perf_counter() - started
+        for result in results:
+            summary.add(result)
+            yield result
 
 
 def _sources(inputs: Sequence[str], client: S3Client | None) -> Iterator[SourceObject]:

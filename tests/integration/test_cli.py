@@ -93,3 +93,26 @@ def test_stack_status_reports_a_stopped_store(
     monkeypatch.setenv("MX_HOME", str(tmp_path))
     assert main(["stack", "status"]) == 3
     assert json.loads(capsys.readouterr().out)["running"] is False
+
+
+def test_parse_reads_an_airport_export_told_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "departures.txt"
+    export.write_text(
+        "carrier_code,flight_number,dep_airport,arr_airport,sched_departure_local,"
+        "sched_arrival_local,traveller_type,surname,given_names,sex,date_of_birth,nationality,"
+        "doc_type,doc_number,doc_issuing_state,doc_expiry_date\n"
+        "CI,100,TPE,NRT,2026-12-01 08:30,2026-12-01 12:45,PASSENGER,Lee,Ann,F,1980-02-03,US,"
+        "P,123456789,USA,2031-01-01\n"
+        "CI,100,TPE,NRT,2026-12-01 08:30,2026-12-01 12:45,PASSENGER,Kim,Bo,F,1980-02-30,KR,"
+        "P,M12345678,KOR,2031-01-01\n"
+    )
+    assert main(["parse", str(FIXTURES / "gtas" / "apisMessage.txt"), str(export)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    people = [line for line in lines if "error" not in line]
+    errors = [line for line in lines if "error" in line]
+    assert [p["surname"] for p in people] == ["CLARK", "CLARK", "LEE"]
+    assert people[-1]["flight_number"] == "0100"
+    assert people[-1]["nationality"] == "USA"
+    assert [(e["error"], e["segment_position"]) for e in errors] == [("csv_line_rejected", 3)]
