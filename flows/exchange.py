@@ -94,7 +94,9 @@ def decide_outcomes(
 ) -> tuple[pa.Table, pa.Table]:
     """Every traveller's outcome and the batch's accounting (checked before anything is
     published). Reads the record index, so it runs under the publish lock."""
-    published = record_index.for_records(batch.travellers["record_id"])
+    published = record_index.for_records(
+        batch.travellers["record_id"], batch.travellers["person_key"]
+    )
     outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, published)
     accounting = transform.exchange_accounting(outcomes, batch.messages)
     runs.check_accounting(batch.parsed.traveller_count, accounting, f"batch {batch.number}")

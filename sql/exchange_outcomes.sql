@@ -7,7 +7,36 @@
 -- published_records.
 with
 
-travellers as (select * from exchange_travellers),
+-- A traveller whose record the partner does not have, but whose name and birth date on the
+-- flight belong to exactly one record it has (an airport export with another document, after
+-- the airline's list was published), is that record: it becomes a new revision of it.
+published_people as (
+    select
+        person_key,
+        min(record_id) as record_id
+    from published_records
+    where person_key is not null
+    group by person_key
+    having count(distinct record_id) = 1
+),
+
+published_ids as (
+    select distinct record_id from published_records
+),
+
+travellers as (
+    select
+        incoming.* replace (
+            case
+                when published_ids.record_id is null
+                    then coalesce(published_people.record_id, incoming.record_id)
+                else incoming.record_id
+            end as record_id
+        )
+    from exchange_travellers as incoming
+    left join published_ids on incoming.record_id = published_ids.record_id
+    left join published_people on incoming.person_key = published_people.person_key
+),
 
 traveller_errors as (
     select

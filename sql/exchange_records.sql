@@ -51,7 +51,8 @@ final as (
         nationalities,
         source_format,
         content_sha256,
-        transaction_revision as sent_revision
+        transaction_revision as sent_revision,
+        person_key
     from published
 )
 

@@ -125,6 +125,14 @@ final as (
     select
         keyed.*,
         substr(sha256(flight_key || '|' || traveller_key), 1, 32) as record_id,
+        -- The person on the flight whatever the document: lets a later run match an airport
+        -- export with another document to the record already published (exchange_outcomes).
+        case
+            when surname is not null and date_of_birth is not null
+                then substr(sha256(concat_ws(
+                    '|', flight_key, surname, coalesce(given_names, ''), date_of_birth
+                )), 1, 32)
+        end as person_key,
         -- What the partner would see change; lineage, timestamps and flags are left out.
         -- A JSON list keeps nulls apart from empty strings, so the hash is unambiguous.
         sha256(cast(to_json([

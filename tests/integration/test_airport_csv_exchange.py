@@ -162,3 +162,35 @@ def test_export_defects_are_quarantined_with_line_numbers(exchange: Exchange) ->
     birth_dates = {str(t.date_of_birth) for f in corpus.flights for t in f.passengers}
     assert not any(date in reason for reason in reasons for date in birth_dates)
     assert exchange.audit().ok
+
+
+def test_an_export_with_another_document_in_a_later_run_revises_the_same_record(
+    exchange: Exchange,
+) -> None:
+    corpus = make_corpus(flights=4, seed=75, csv_rate=1.0)
+    flight_key, passengers = _flight_with_both(corpus)
+    airline = [o for o in corpus.objects if o.source_format == "paxlst"]
+    export = next(
+        o for o in corpus.objects if o.source_format == "airport_csv" and o.flight_key == flight_key
+    )
+    traveller = passengers[0]
+    for obj in airline:
+        exchange.upload_bytes(obj.key, obj.data)
+    first = exchange.run()
+    records_before = set(exchange.published_rows()["record_id"].to_pylist())
+
+    # Later, the airport's export of that flight, with another passport for one traveller.
+    exchange.upload_bytes(
+        export.key, export.data.replace(traveller.doc_number.encode(), b"Z9988776")
+    )
+    second = exchange.run()
+
+    assert first["published"] == expected_outcomes(corpus)["published"]
+    # Name and birth date match the published record: a new revision of it, not a new record.
+    assert second["published"] == 1
+    rows = exchange.published_rows()
+    assert set(rows["record_id"].to_pylist()) == records_before
+    revised = rows.filter(pc.equal(rows["doc_number"], "Z9988776"))
+    assert revised.num_rows == 1
+    assert revised["manifest_revision"].to_pylist() == [2]
+    assert exchange.audit().ok

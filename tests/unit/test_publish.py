@@ -7,7 +7,7 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifest_exchange.publish import build_drop, new_drop_id
+from manifest_exchange.publish import _as_index, build_drop, new_drop_id
 from manifest_exchange.transform import RECORD_INDEX_SCHEMA
 
 PUBLISHED_AT = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
@@ -73,3 +73,10 @@ def test_drop_ids_sort_by_time() -> None:
     later = new_drop_id(PUBLISHED_AT + dt.timedelta(seconds=1), "00-bb")
     assert earlier < later
     assert earlier.startswith("20261201T010000Z-")
+
+
+def test_index_files_written_before_a_column_existed_read_with_it_null() -> None:
+    old = _index(2).drop_columns(["person_key"])
+    current = _as_index(old)
+    assert current.schema == RECORD_INDEX_SCHEMA
+    assert current["person_key"].null_count == 2

@@ -190,14 +190,31 @@ class RecordIndex:
         keys = [info.key for info in iter_objects(self.client, self.root)]
         new = [key for key in keys if key not in self._tables]
         for key, data in zip(new, get_many(self.client, self.root.bucket, new), strict=True):
-            self._tables[key] = pq.read_table(io.BytesIO(data)).cast(RECORD_INDEX_SCHEMA)
+            self._tables[key] = _as_index(pq.read_table(io.BytesIO(data)))
         tables = [self._tables[key] for key in keys]
         return pa.concat_tables(tables) if tables else RECORD_INDEX_SCHEMA.empty_table()
 
-    def for_records(self, record_ids: pa.Array | pa.ChunkedArray) -> pa.Table:
-        """The current index rows of ``record_ids`` only: what one batch is compared with."""
+    def for_records(
+        self,
+        record_ids: pa.Array | pa.ChunkedArray,
+        person_keys: pa.Array | pa.ChunkedArray | None = None,
+    ) -> pa.Table:
+        """The current index rows of ``record_ids`` (and of ``person_keys``, the same people
+        under another record id) only: what one batch is compared with."""
         index = self.current()
-        return index.filter(pc.is_in(index["record_id"], value_set=pc.unique(record_ids)))
+        wanted = pc.is_in(index["record_id"], value_set=pc.unique(record_ids))
+        if person_keys is not None:
+            same_people = pc.is_in(index["person_key"], value_set=pc.unique(person_keys))
+            wanted = pc.or_(wanted, pc.fill_null(same_people, False))
+        return index.filter(wanted)
+
+
+def _as_index(table: pa.Table) -> pa.Table:
+    """An index file in the current schema; columns added since it was written are null."""
+    for column in RECORD_INDEX_SCHEMA:
+        if column.name not in table.column_names:
+            table = table.append_column(column, pa.nulls(table.num_rows, column.type))
+    return table.select(RECORD_INDEX_SCHEMA.names).cast(RECORD_INDEX_SCHEMA)
 
 
 # Writes the ledger's done markers for a drop's source objects: (ledger outcomes, drop id).

@@ -35,6 +35,8 @@ RECORD_INDEX_SCHEMA = pa.schema(
         ("sent_revision", pa.int32()),
         ("flight_key", pa.string()),
         ("drop_id", pa.string()),
+        # Index files written before it existed read as null (no person match for those).
+        ("person_key", pa.string()),
     ]
 )
 OUTCOMES = ("published", "out_of_scope", "duplicate", "quarantined")
@@ -150,6 +152,7 @@ def exchange_records(
             "sent_revision": wide.column("sent_revision").cast(pa.int32()),
             "flight_key": wide.column("flight_key"),
             "drop_id": pa.nulls(wide.num_rows, pa.string()),
+            "person_key": wide.column("person_key"),
         },
         schema=RECORD_INDEX_SCHEMA,
     )
