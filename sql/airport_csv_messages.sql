@@ -15,15 +15,16 @@ unreadable_lines as (select * from airport_csv_unreadable_lines),
 lists as (
     select
         object_id,
-        min(line_number) as message_seq,
+        list_seq,
         is_crew,
-        carrier_code,
-        flight_number,
-        dep_airport,
-        arr_airport,
-        sched_departure_local,
-        sched_arrival_local,
-        flight_date,
+        -- Equal on every line of a list (they define it).
+        any_value(carrier_code) as carrier_code,
+        any_value(flight_number) as flight_number,
+        any_value(dep_airport) as dep_airport,
+        any_value(arr_airport) as arr_airport,
+        any_value(sched_departure_local) as sched_departure_local,
+        any_value(sched_arrival_local) as sched_arrival_local,
+        any_value(flight_date) as flight_date,
         count(*) as person_count,
         -- The same travellers with the same values give the same hash, so an export sent
         -- again is recognised as a resend whatever its line order or object key.
@@ -37,26 +38,13 @@ lists as (
             chr(10) order by doc_number, surname, given_names, line_number
         )) as payload_sha256
     from travellers
-    group by
-        object_id,
-        is_crew,
-        carrier_code,
-        flight_number,
-        dep_airport,
-        arr_airport,
-        sched_departure_local,
-        sched_arrival_local,
-        flight_date
+    group by object_id, list_seq, is_crew
 ),
 
 readable as (
     select
         object_id,
-        cast(message_seq as bigint) as message_seq,
-        cast(message_seq as bigint) as unh_position,
-        'AIRPORT_CSV' as message_type,
-        1 as part_number,
-        'F' as part_indicator,
+        cast(list_seq as bigint) as message_seq,
         case when is_crew then '250' else '745' end as bgm_code,
         person_count,
         payload_sha256,
@@ -66,29 +54,16 @@ readable as (
         arr_airport,
         sched_departure_local,
         sched_arrival_local,
-        flight_date,
-        null as error_code
+        flight_date
     from lists
 ),
 
+-- Columns an unreadable line has no value for are left out: the union fills them with nulls.
 unreadable as (
     select
         object_id,
         cast(line_number as bigint) as message_seq,
-        cast(line_number as bigint) as unh_position,
-        'AIRPORT_CSV' as message_type,
-        1 as part_number,
-        'F' as part_indicator,
-        null as bgm_code,
         1 as person_count,
-        null as payload_sha256,
-        null as carrier_code,
-        null as flight_number,
-        null as dep_airport,
-        null as arr_airport,
-        cast(null as timestamp) as sched_departure_local,
-        cast(null as timestamp) as sched_arrival_local,
-        cast(null as date) as flight_date,
         'csv_line_rejected' as error_code
     from unreadable_lines
 ),
@@ -96,10 +71,14 @@ unreadable as (
 final as (
     select
         *,
+        message_seq as unh_position,
+        'AIRPORT_CSV' as message_type,
+        1 as part_number,
+        'F' as part_indicator,
         'airport_csv' as source_format
     from (
         select * from readable
-        union all
+        union all by name
         select * from unreadable
     ) as messages
 )

@@ -61,13 +61,7 @@ final as (
     inner join lists
         on
             travellers.object_id = lists.object_id
-            and travellers.is_crew = (lists.bgm_code = '250')
-            and travellers.carrier_code is not distinct from lists.carrier_code
-            and travellers.flight_number is not distinct from lists.flight_number
-            and travellers.dep_airport is not distinct from lists.dep_airport
-            and travellers.arr_airport is not distinct from lists.arr_airport
-            and travellers.sched_departure_local is not distinct from lists.sched_departure_local
-            and travellers.sched_arrival_local is not distinct from lists.sched_arrival_local
+            and travellers.list_seq = lists.message_seq
 )
 
 select * from final

@@ -1,5 +1,5 @@
--- One row per readable line of the airport exports, with its line number and the values
--- normalised as the PAXLST reader normalises them (upper case, flight number padded to four
+-- One row per readable line of the airport exports, with its line number, its list and the
+-- values normalised as the PAXLST reader normalises them (upper case, flight number padded to four
 -- digits, country codes to alpha-3, document numbers without spaces, '<' and '-').
 -- Inputs: airport_csv_rows (what stg_airport_csv_rows read, with row_seq in file order),
 -- stg_airport_csv_rejects, countries.
@@ -70,7 +70,7 @@ normalised as (
     from numbered
 ),
 
-final as (
+typed as (
     select
         normalised.* exclude (nationality_raw, residence_raw, doc_issuer_raw),
         -- Digits (up to four) and an optional suffix letter; anything else is no number, which
@@ -94,6 +94,29 @@ final as (
     left join countries as nationality on normalised.nationality_raw = nationality.code
     left join countries as residence on normalised.residence_raw = residence.code
     left join countries as issuer on normalised.doc_issuer_raw = issuer.code
+),
+
+final as (
+    select
+        *,
+        -- The list a readable line belongs to: its export's lines of the same flight (crew
+        -- apart), named by the list's first line.
+        case
+            when problem is null
+                then min(line_number) over (
+                    partition by
+                        object_id,
+                        problem is null,
+                        is_crew,
+                        carrier_code,
+                        flight_number,
+                        dep_airport,
+                        arr_airport,
+                        sched_departure_local,
+                        sched_arrival_local
+                )
+        end as list_seq
+    from typed
 )
 
 select * from final
