@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -209,6 +210,44 @@ def test_large_objects_are_cut_at_message_starts() -> None:
         result.persons.column("segment_position").to_pylist()
         == whole.persons.column("segment_position").to_pylist()
     )
+
+
+def test_parallel_batches_come_back_in_order_and_equal_to_one_at_a_time() -> None:
+    """Workers parse batches on their own cursors; results keep the batches' order."""
+    batches = [
+        [SourceObject(f"b{b}-o{o}", interchange(message(PERSON * (b + 1), ref=f"R{b}{o}")))]
+        for b in range(7)
+        for o in range(2)
+    ]
+    batches.append([SourceObject("broken", b"\x00binary")])
+    with PaxlstParser(workers=3) as parallel, PaxlstParser(workers=1) as serial:
+        together = list(parallel.parse_batches(batches))
+        alone = [serial.parse(batch) for batch in batches]
+    assert len(together) == len(batches)
+    for mine, reference in zip(together, alone, strict=True):
+        for table in ("objects", "messages", "persons", "errors"):
+            assert getattr(mine, table).equals(getattr(reference, table)), table
+    assert together[-1].errors.column("error_code").to_pylist() == ["binary_content"]
+
+
+def test_parallel_batches_read_at_most_one_batch_per_worker_ahead() -> None:
+    consumed: list[int] = []
+
+    def feed() -> Iterator[list[SourceObject]]:
+        for index in range(6):
+            consumed.append(index)
+            yield [SourceObject(f"o{index}", interchange(message(PERSON, ref=f"R{index}")))]
+
+    with PaxlstParser(workers=2) as parser:
+        results = parser.parse_batches(feed())
+        first = next(results)
+        # The first result is out once batch 0 is done: batches 1 and 2 at most are taken.
+        assert len(consumed) <= 3
+        assert first.objects.column("object_key").to_pylist() == ["o0"]
+        rest = list(results)
+    assert [r.objects.column("object_key")[0].as_py() for r in rest] == [
+        f"o{i}" for i in range(1, 6)
+    ]
 
 
 def test_objects_over_the_size_limit_are_refused_and_the_rest_of_the_batch_is_read() -> None:

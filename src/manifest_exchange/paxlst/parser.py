@@ -16,6 +16,9 @@ at all (empty, binary) is reported as one error with no message.
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -109,7 +112,9 @@ class PaxlstParser:
         origin_country: alpha-3 country whose departure leg is the flight's departure
             (progressive flights with LOC 92 legs only).
         destination_country: alpha-3 country whose first arrival is the flight's arrival.
-        threads: DuckDB threads (default: DuckDB's choice, one per core).
+        workers: batches :meth:`parse_batches` parses at once (default: one per core).
+        threads: DuckDB threads (default: one when several workers share the cores,
+            otherwise DuckDB's choice, one per core).
         chunk_chars: large objects are cut at message starts into pieces of about this size.
         max_object_bytes: larger objects are refused as ``object_too_large`` (see
             :data:`MAX_OBJECT_BYTES`).
@@ -120,6 +125,7 @@ class PaxlstParser:
         origin_country: str = "TWN",
         destination_country: str = "JPN",
         *,
+        workers: int | None = None,
         threads: int | None = None,
         chunk_chars: int = 32 * 1024 * 1024,
         max_object_bytes: int = MAX_OBJECT_BYTES,
@@ -128,13 +134,26 @@ class PaxlstParser:
             "origin_country": origin_country,
             "destination_country": destination_country,
         }
+        self.workers = max(1, workers if workers is not None else os.cpu_count() or 1)
         self.chunk_chars = chunk_chars
         self.max_object_bytes = max_object_bytes
         self.connection = duckdb.connect()
+        # One batch's SQL barely uses a second DuckDB thread (its inputs are one Arrow chunk
+        # and its plans are short), so parallelism comes from batches: with several workers,
+        # each batch runs on one thread.
+        if threads is None and self.workers > 1:
+            threads = 1
         if threads is not None:
             self.connection.execute(f"set threads = {int(threads)}")
+        self._idle_cursors: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._with_views: set[duckdb.DuckDBPyConnection] = set()
         # Insertion order is what lets positions mean "n-th segment of the object".
         self.connection.execute("set preserve_insertion_order = true")
+        # The SQL joins small lookups (messages, countries) on the right. DuckDB would swap
+        # sides where its estimates are off and hash every person's wide row instead (a fifth
+        # of the persons query here), so the sides stay as written.
+        self.connection.execute("set disabled_optimizers = 'build_side_probe_side'")
         for macro in MACROS:
             self.connection.execute(read_sql(macro))
         self._register("airports", airports_arrow())
@@ -143,7 +162,7 @@ class PaxlstParser:
     def _register(self, name: str, table: pa.Table) -> None:
         self.connection.from_arrow(table).create(name)
 
-    def _create(self, relation: str) -> None:
+    def _create(self, connection: duckdb.DuckDBPyConnection, relation: str) -> None:
         """Create ``sql/<relation>.sql`` as a table (if read again later) or a view."""
         sql, wanted = read_sql_with_parameters(relation, self.parameters)
         kind = "table" if relation in MATERIALISED else "view"
@@ -151,11 +170,11 @@ class PaxlstParser:
             # Views cannot take parameters; none of the viewed relations needs one.
             assert not wanted, f"{relation} takes parameters, so it must be materialised"
         # The relation name is one of this module's constants; values go in as parameters.
-        self.connection.execute(
-            f"create or replace temp {kind} {relation} as {sql}", wanted or None
-        )
+        connection.execute(f"create or replace temp {kind} {relation} as {sql}", wanted or None)
 
     def close(self) -> None:
+        for cursor in self._cursors:
+            cursor.close()
         self.connection.close()
 
     def __enter__(self) -> PaxlstParser:
@@ -166,27 +185,42 @@ class PaxlstParser:
 
     def parse(self, objects: Sequence[SourceObject]) -> ParseResult:
         """Parse one batch of objects."""
-        return self._query(prepare(objects, self.chunk_chars, self.max_object_bytes))
+        prepared = prepare(objects, self.chunk_chars, self.max_object_bytes)
+        return self._query(self.connection, prepared)
 
     def parse_batches(self, batches: Iterable[Sequence[SourceObject]]) -> Iterator[ParseResult]:
-        """Parse batches in order, preparing the next batch while DuckDB runs the current one.
+        """Parse batches, ``workers`` at a time, and yield the results in the batches' order.
 
-        Preparation (canonical text, segment numbering) is Python and Arrow, mostly on one
-        core; DuckDB releases the GIL while it runs, so the two overlap on a two-core machine.
+        Each batch is prepared (Python and Arrow) and queried (DuckDB) by one worker on its own
+        cursor of the parser's database (temporary relations are per cursor). Arrow and DuckDB
+        release the GIL, so the workers run on separate cores. At most ``workers`` batches are
+        in flight, so memory stays bounded whatever the number of batches.
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="paxlst-prepare") as pool:
-            pending: Future[PreparedBatch] | None = None
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="paxlst-batch") as pool:
+            pending: deque[Future[ParseResult]] = deque()
             for batch in batches:
-                following = pool.submit(prepare, batch, self.chunk_chars, self.max_object_bytes)
-                if pending is not None:
-                    yield self._query(pending.result())
-                pending = following
-            if pending is not None:
-                yield self._query(pending.result())
+                if len(pending) == self.workers:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(self._parse_on_idle_cursor, batch))
+            while pending:
+                yield pending.popleft().result()
 
-    def _query(self, prepared: PreparedBatch) -> ParseResult:
+    def _parse_on_idle_cursor(self, objects: Sequence[SourceObject]) -> ParseResult:
+        prepared = prepare(objects, self.chunk_chars, self.max_object_bytes)
+        try:
+            cursor = self._idle_cursors.get_nowait()
+        except queue.Empty:
+            cursor = self.connection.cursor()
+            self._cursors.append(cursor)
+        try:
+            return self._query(cursor, prepared)
+        finally:
+            self._idle_cursors.put(cursor)
+
+    def _query(self, connection: duckdb.DuckDBPyConnection, prepared: PreparedBatch) -> ParseResult:
         messages, persons, message_errors = (
-            with_keys(table, prepared.keys) for table in self._run_relations(prepared.split)
+            with_keys(table, prepared.keys)
+            for table in self._run_relations(connection, prepared.split)
         )
         errors = pa.concat_tables(
             [
@@ -198,7 +232,9 @@ class PaxlstParser:
             objects=prepared.objects, messages=messages, persons=persons, errors=errors
         )
 
-    def _run_relations(self, split: SplitBatch) -> tuple[pa.Table, pa.Table, pa.Table]:
+    def _run_relations(
+        self, connection: duckdb.DuckDBPyConnection, split: SplitBatch
+    ) -> tuple[pa.Table, pa.Table, pa.Table]:
         """Run the SQL over one split batch; return its messages, persons and errors."""
         inputs = {
             "raw_segments": split.segments,
@@ -206,19 +242,24 @@ class PaxlstParser:
             "raw_payloads": split.payloads,
         }
         for name, table in inputs.items():
-            self.connection.register(name, table)
+            connection.register(name, table)
         try:
+            # Views read whatever the inputs' names hold, so a cursor creates them once;
+            # materialised relations are computed again for every batch.
+            first_use = connection not in self._with_views
             for relation in RELATIONS:
-                self._create(relation)
+                if first_use or relation in MATERIALISED:
+                    self._create(connection, relation)
+            self._with_views.add(connection)
             # Views read the inputs when fetched, so fetch before unregistering them.
             return (
-                self.connection.table("paxlst_messages").to_arrow_table(),
-                self.connection.table("paxlst_persons").to_arrow_table(),
-                self.connection.table("paxlst_errors").to_arrow_table(),
+                connection.table("paxlst_messages").to_arrow_table(),
+                connection.table("paxlst_persons").to_arrow_table(),
+                connection.table("paxlst_errors").to_arrow_table(),
             )
         finally:
             for name in inputs:
-                self.connection.unregister(name)
+                connection.unregister(name)
 
 
 @dataclass(frozen=True)
