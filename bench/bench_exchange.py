@@ -59,7 +59,14 @@ from manifest_exchange.orchestration.local_prefect import LocalPrefect, free_por
 from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.paxlst.parser import SourceObject
 from manifest_exchange.publish import MAX_ROWS_PER_FILE, SUCCESS_MARKER, parquet_bytes
-from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects, put_bytes, put_many
+from manifest_exchange.storage.s3 import (
+    ArrowDownloader,
+    S3Client,
+    S3Location,
+    iter_objects,
+    put_bytes,
+    put_many,
+)
 from manifest_exchange.storage.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
@@ -132,7 +139,12 @@ def bench_size(
         for n, runner in enumerate(args.runners)
     }
     exchange = runs[args.runners[0]]
-    floor = run_floor(stack.client("pipeline"), source, S3Location(PARTNER_BUCKET, f"floor-{name}"))
+    floor = run_floor(
+        stack.client("pipeline"),
+        ArrowDownloader(stack.s3_settings("pipeline")),
+        source,
+        S3Location(PARTNER_BUCKET, f"floor-{name}"),
+    )
     peer = run_peer(corpus, min(1.0, args.pydifact_travellers / travellers))
     received = exchange["report"]["travellers"]
     flow_s = exchange["flow_s"]
@@ -283,8 +295,13 @@ class _TreeMemory(threading.Thread):
         self.join()
 
 
-def run_floor(client: S3Client, source: S3Location, target: S3Location) -> dict[str, Any]:
-    """Read the same bytes and write a drop of one row per person segment; no EDIFACT parsing."""
+def run_floor(
+    client: S3Client, downloader: ArrowDownloader, source: S3Location, target: S3Location
+) -> dict[str, Any]:
+    """Read the same bytes and write a drop of one row per person segment; no EDIFACT parsing.
+
+    Bytes come through the downloader a run uses, so the floor moves with the pipeline's reads.
+    """
     started = time.perf_counter()
     now = dt.datetime.now(dt.UTC)
     listed = [
@@ -295,7 +312,7 @@ def run_floor(client: S3Client, source: S3Location, target: S3Location) -> dict[
     rows = 0
     pending: list[pa.Table] = []
     pending_rows = 0
-    for page in _pages_of(fetch_objects(client, listed), 256):
+    for page in _pages_of(fetch_objects(downloader, listed), 256):
         # Bytes, not text: some senders write Latin-1, and the floor decodes nothing.
         texts = pa.array([s.data for s in page], pa.large_binary())
         pieces = pc.split_pattern(texts, b"'")

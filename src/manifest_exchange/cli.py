@@ -45,6 +45,7 @@ from manifest_exchange.paxlst.summary import ParseSummary
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.runs.batches import DEFAULT_BATCH_MB, RUNNERS
 from manifest_exchange.storage.s3 import (
+    BotoDownloader,
     S3Client,
     S3Location,
     iter_objects,
@@ -424,7 +425,7 @@ def _s3_sources(client: S3Client, location: S3Location) -> Iterator[SourceObject
         ObjectToRead(location.bucket, info.key, listed, info.size)
         for info in iter_objects(client, location)
     ]
-    yield from fetch_objects(client, objects)
+    yield from fetch_objects(BotoDownloader(client), objects)
 
 
 def _json_default(value: Any) -> str:

@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange import ingest
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.operations.audit import AuditReport
+from manifest_exchange.storage.s3 import ArrowDownloader
 from manifest_exchange.storage.stack import SOURCE_BUCKET
 
 pytestmark = pytest.mark.integration
@@ -157,13 +157,13 @@ def test_an_object_over_the_size_limit_is_refused_without_being_downloaded(
         ExtraArgs={"ServerSideEncryption": "AES256"},
     )
     downloaded: list[str] = []
-    real_get_many = ingest.get_many
+    real_get_many = ArrowDownloader.get_many
 
-    def spy(client: object, bucket: str, keys: list[str], **kwargs: object) -> list[bytes]:
+    def spy(self: ArrowDownloader, bucket: str, keys: list[str]) -> list[bytes]:
         downloaded.extend(keys)
-        return real_get_many(client, bucket, keys, **kwargs)  # type: ignore[arg-type]
+        return real_get_many(self, bucket, keys)
 
-    monkeypatch.setattr(ingest, "get_many", spy)
+    monkeypatch.setattr(ArrowDownloader, "get_many", spy)
 
     report = exchange.run()
 

@@ -26,7 +26,7 @@ from manifest_exchange.paxlst.parser import (
     SourceObject,
     batches,
 )
-from manifest_exchange.storage.s3 import S3Client, get_many
+from manifest_exchange.storage.s3 import Downloader
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class ParsedManifests:
 
 
 def read_manifests(
-    client: S3Client,
+    downloader: Downloader,
     objects: Sequence[ObjectToRead],
     agreement: Agreement,
     *,
@@ -86,7 +86,7 @@ def read_manifests(
         max_object_bytes=max_object_bytes,
     ) as parser:
         sources = fetch_objects(
-            client,
+            downloader,
             objects,
             page=fetch_page,
             page_bytes=fetch_page_bytes,
@@ -130,7 +130,7 @@ def pages(
 
 
 def fetch_objects(
-    client: S3Client,
+    downloader: Downloader,
     objects: Sequence[ObjectToRead],
     *,
     page: int = 64,
@@ -140,11 +140,11 @@ def fetch_objects(
     """Download ``objects`` in order, concurrently within bounded pages; objects listed above
     ``max_object_bytes`` are not downloaded (the parser refuses them by their size)."""
     for chunk in pages(objects, page, page_bytes, max_object_bytes):
-        yield from _fetch_page(client, chunk, max_object_bytes)
+        yield from _fetch_page(downloader, chunk, max_object_bytes)
 
 
 def _fetch_page(
-    client: S3Client, page: list[ObjectToRead], max_object_bytes: int
+    downloader: Downloader, page: list[ObjectToRead], max_object_bytes: int
 ) -> Iterator[SourceObject]:
     by_bucket: dict[str, list[str]] = {}
     for obj in page:
@@ -152,7 +152,7 @@ def _fetch_page(
             by_bucket.setdefault(obj.bucket, []).append(obj.key)
     fetched: dict[str, bytes] = {}
     for bucket, keys in by_bucket.items():
-        fetched.update(zip(keys, get_many(client, bucket, keys), strict=True))
+        fetched.update(zip(keys, downloader.get_many(bucket, keys), strict=True))
     for obj in page:
         if obj.key in fetched:
             yield SourceObject(obj.key, fetched[obj.key])

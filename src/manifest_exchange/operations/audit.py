@@ -31,7 +31,13 @@ from manifest_exchange.ingest import ObjectToRead, read_manifests
 from manifest_exchange.publish import SUCCESS_MARKER, drops_root
 from manifest_exchange.publish.partner import list_drops, verify_drops
 from manifest_exchange.storage.ledger import DONE, Ledger
-from manifest_exchange.storage.s3 import S3Client, S3Location, get_bytes, iter_objects
+from manifest_exchange.storage.s3 import (
+    BotoDownloader,
+    S3Client,
+    S3Location,
+    get_bytes,
+    iter_objects,
+)
 
 _RECORD_COLUMNS = ["record_id", "manifest_revision"]
 
@@ -142,7 +148,7 @@ def _travellers_per_object(
     """Travellers in each object, read again from its bytes (readable or not)."""
     received = dt.datetime.now(dt.UTC)
     parsed = read_manifests(
-        client,
+        BotoDownloader(client),
         [ObjectToRead(source.bucket, info.key, received, info.size) for info in listed],
         agreement,
     )

@@ -26,7 +26,7 @@ from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import S3Settings
 from manifest_exchange.ingest import ObjectToRead, ParsedManifests
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
-from manifest_exchange.storage.s3 import S3Client, make_client
+from manifest_exchange.storage.s3 import ArrowDownloader
 
 # About 100,000 travellers of EDIFACT; checking one takes a few hundred MB at its peak.
 DEFAULT_BATCH_MB = 16.0
@@ -103,7 +103,7 @@ def check_batch(
     validator = validator or _process_validator()
     timings: dict[str, float] = defaultdict(float)
     with _timed(timings, "parse"):
-        parsed = ingest.read_manifests(_client(s3), objects, agreement)
+        parsed = ingest.read_manifests(_downloader(s3), objects, agreement)
     with _timed(timings, "transform"):
         messages = transform.exchange_messages(parsed.messages, parsed.objects, agreement)
     with _timed(timings, "validate"):
@@ -142,8 +142,9 @@ def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
 
 
 @functools.cache
-def _client(s3: S3Settings) -> S3Client:
-    return make_client(s3)
+def _downloader(s3: S3Settings) -> ArrowDownloader:
+    """One per process: Arrow's S3 client keeps its connections between batches."""
+    return ArrowDownloader(s3)
 
 
 _VALIDATOR_LOCK = threading.Lock()
