@@ -121,7 +121,11 @@ def _place_segments(object_ids: pa.Array, offsets: pa.Array, texts: pa.Array) ->
     leg_seq, _ = _runs(is_tdt | is_unh | object_start, is_tdt)
     # A NAD after UNT or outside any message is a stray, not a person of some message.
     in_message = (message_seq > 0) & ~after_unt
-    is_person = _mask(pc.match_substring_regex(segment, _PERSON_START)) & in_message
+    # The person-start pattern needs a regex; only NAD segments can match it, so only they run it.
+    nad_rows = np.flatnonzero(_mask(pc.equal(tag, "NAD")))
+    is_person = np.zeros(len(ids), dtype=bool)
+    is_person[nad_rows] = _mask(pc.match_substring_regex(segment.take(nad_rows), _PERSON_START))
+    is_person &= in_message
     is_trailer = _mask(pc.is_in(tag, _TRAILER_TAGS))
 
     kind = np.where(
