@@ -5,7 +5,9 @@ The ledger makes two small writes per source object (a claim and a done marker),
 bounds discovery and publishing. It times, from one process, HEAD, plain PUT and conditional
 PUT (If-None-Match) of small bodies, with the client's CPU per request, then HEAD from two
 processes at once: if two processes together go faster than one, the limit is the client
-(botocore under the GIL), not the store. The last line is one JSON object.
+(botocore under the GIL), not the store. It also times GETs of manifest-sized objects (13 KB)
+with boto3 and with Arrow's S3 file system (the run's source reads). The last line is one JSON
+object.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from manifest_exchange.config import S3Settings
-from manifest_exchange.storage.s3 import create_if_absent, make_client, put_bytes
+from manifest_exchange.storage.s3 import (
+    ArrowDownloader,
+    create_if_absent,
+    get_bytes,
+    make_client,
+    put_bytes,
+)
 from manifest_exchange.storage.stack import STATE_BUCKET, EmbeddedStack, StackPorts
 
 BODY = b'{"run_id": "bench", "travellers": {"published": 10, "duplicate": 2}}' * 3
+# About one flight's PAXLST message.
+MANIFEST = b"NAD+FL+++DOE:JOHN'ATT+2++M'DTM+329:800101'NAT+2+USA'DOC+P:110:111+X1234567'" * 170
 
 
 def _cpu_s() -> float:
@@ -67,6 +77,11 @@ def main() -> None:
             ),
         }
         result: dict[str, object] = {"benchmark": "store_requests", "threads": args.threads}
+        for i in range(args.requests):
+            put_bytes(client, STATE_BUCKET, f"bench/get/{i:07d}.edi", MANIFEST)
+        arrow = ArrowDownloader(settings)
+        calls["get_boto3"] = lambda i: get_bytes(client, STATE_BUCKET, f"bench/get/{i:07d}.edi")
+        calls["get_arrow"] = lambda i: arrow.get(STATE_BUCKET, f"bench/get/{i:07d}.edi")
         for name, call in calls.items():
             rate, cpu_ms = _rate(call, args.requests, args.threads)
             result[f"{name}_per_s"] = round(rate)
