@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
+from faulty_proxy import FaultyProxy
 from manifest_exchange.storage.s3 import (
     ArrowDownloader,
     is_transient_error,
@@ -16,9 +15,6 @@ from manifest_exchange.storage.s3 import (
     put_bytes,
 )
 from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "reliability"))
-from faulty_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration
 
