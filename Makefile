@@ -10,6 +10,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compile every installed module once at set-up. Where PYTHONDONTWRITEBYTECODE is set (it is on
+# these machines) Python never caches bytecode, so each process would compile its imports from
+# source again: importing Great Expectations took 8.0 s instead of 3.4 s.
+export UV_COMPILE_BYTECODE := 1
 # Great Expectations would otherwise try to send usage analytics.
 export GX_ANALYTICS_ENABLED := False
 # Prefect keeps its database (flow runs, logs, artifacts) in the project, never phones home,
@@ -24,7 +28,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+$(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
 

@@ -90,8 +90,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile",
-        action="store_true",
-        help="sample the first runner's exchange with py-spy (all threads) and print a summary",
+        choices=["threads", "gil"],
+        help="sample the first runner's exchange with py-spy and print a summary: every busy "
+        "thread, or only the thread holding the GIL (the run's serial Python work)",
     )
     parser.add_argument(
         "--pydifact-travellers",
@@ -135,7 +136,7 @@ def bench_size(
     upload_s = time.perf_counter() - started
 
     runs = {
-        runner: run_exchange(stack, prefect, name, runner, profile=args.profile and n == 0)
+        runner: run_exchange(stack, prefect, name, runner, profile=args.profile if n == 0 else None)
         for n, runner in enumerate(args.runners)
     }
     exchange = runs[args.runners[0]]
@@ -198,12 +199,18 @@ def _outcomes(report: dict[str, Any]) -> tuple[int, ...]:
 
 
 def run_exchange(
-    stack: EmbeddedStack, prefect: LocalPrefect, name: str, runner: str, *, profile: bool = False
+    stack: EmbeddedStack,
+    prefect: LocalPrefect,
+    name: str,
+    runner: str,
+    *,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     """``manifest-exchange run`` in a child process; its report, wall time and peak RSS.
 
-    With ``profile``, py-spy samples every thread of the run (slowing it a little) and its
-    collapsed stacks go to ``bench/results/``.
+    With ``profile`` (``threads`` or ``gil``), py-spy samples the run (slowing it a little) and
+    its collapsed stacks go to ``bench/results/``. A thread waiting for the GIL looks busy to
+    py-spy, so with many threads ``gil`` is the truer picture of the Python work.
     """
     target = name if runner == "threads" else f"{name}-{runner}"
     command = [
@@ -219,7 +226,8 @@ def run_exchange(
         "--runner",
         runner,
     ]
-    profile_path = RESULTS / f"profile-{name}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.txt"
+    stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    profile_path = RESULTS / f"profile-{profile}-{name}-{stamp}.txt"
     if profile:
         RESULTS.mkdir(exist_ok=True)
         spy = str(Path(sys.executable).parent / "py-spy")
@@ -230,6 +238,7 @@ def run_exchange(
             "raw",
             "--rate",
             "50",
+            *(["--gil"] if profile == "gil" else []),
             "-o",
             str(profile_path),
             "--",

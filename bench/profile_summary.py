@@ -13,9 +13,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
+# Matched against the function's last name (py-spy qualifies methods: ``SocketIO.readinto``).
 IDLE = re.compile(
-    r"^(wait|_wait_for_tstate_lock|select|poll|epoll|accept|recv|recv_into|read|readinto|"
-    r"sleep|acquire|_worker|get|run_forever|_run_once|do_handshake)\b"
+    r"^(wait|_wait_for_tstate_lock|select|poll|do_poll|epoll|accept|recv|recv_into|read|"
+    r"readinto|sleep|acquire|_worker|get|run_forever|_run_once|do_handshake)$"
 )
 PROJECT = ("manifest_exchange", "flows/exchange.py")
 
@@ -29,7 +30,7 @@ def summarise(path: Path, top: int = 25) -> str:
         if not stack or not count.isdigit():
             continue
         frames = [f for f in stack.split(";") if f]
-        if not frames or IDLE.match(frames[-1]):
+        if not frames or _is_idle(frames[-1]):
             continue
         samples = int(count)
         busy += samples
@@ -41,6 +42,12 @@ def summarise(path: Path, top: int = 25) -> str:
     lines += ["", "| function (self) | share |", "|---|---|"]
     lines += [f"| {n} | {100 * c / busy:.1f}% |" for n, c in own.most_common(top)]
     return "\n".join(lines)
+
+
+def _is_idle(frame: str) -> bool:
+    """True for a frame that waits: a lock, a socket, a selector, a sleep."""
+    function = frame.split(" (", 1)[0]
+    return bool(IDLE.match(function.rsplit(".", 1)[-1]))
 
 
 def _name(frame: str) -> str:

@@ -137,10 +137,11 @@ def publish_drop(
         if not context.publish_lock.is_held_by(lock_generation):
             raise RuntimeError("the publish lock was taken over; not completing the drop")
 
-    context.publisher.publish(
-        drop,
+    context.publisher.publish(drop, before_success=still_holding_lock)
+    context.publisher.finish(
+        drop.drop_id,
+        ledger_outcomes,
         lambda outcomes, drop_id: runs.finish_ledger(context.ledger, outcomes, drop_id),
-        before_success=still_holding_lock,
     )
     get_run_logger().info(
         "batch %d: published drop %s, %d records in %d files",

@@ -40,6 +40,8 @@ POINTS: dict[str, Callable[[], None]] = {
     ),
     # Data files and manifest written; the lock check right before _SUCCESS is the last step.
     "before-success": lambda: _kill_after(ledger.PublishLock, "is_held_by"),
+    # The drop is complete and in the record index; the ledger has not recorded its objects.
+    "after-publish": lambda: _kill_after(publish.DropPublisher, "publish"),
 }
 
 if __name__ == "__main__":

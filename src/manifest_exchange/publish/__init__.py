@@ -7,10 +7,12 @@ Publishing is staged so that a crash at any point can be completed by the next r
 2. the data files and ``manifest.json`` are written to the partner location;
 3. ``_SUCCESS`` is created last, conditionally (If-None-Match), so a published drop can
    never be overwritten;
-4. the record index (``<state>/index/records/<drop_id>.parquet``) and the ledger are updated
-   and the staging folder is removed.
+4. the record index (``<state>/index/records/<drop_id>.parquet``) is updated: the next batch
+   is compared with it, so :meth:`DropPublisher.publish` returns only after it;
+5. the ledger records the source objects' outcomes and the staging folder is removed
+   (:meth:`DropPublisher.finish`).
 
-:func:`recover_staged_drops` redoes steps 2-4 for any staged drop left behind; a drop has no
+:func:`recover_staged_drops` redoes steps 2-5 for any staged drop left behind; a drop has no
 ``_SUCCESS`` until then and the partner ignores it. Every upload carries a SHA-256 checksum.
 """
 
@@ -249,25 +251,40 @@ class DropPublisher:
 
     # -- publish ---------------------------------------------------------------------------------
 
-    def publish(
-        self,
-        drop: Drop,
-        finish_ledger: FinishLedger,
-        *,
-        before_success: Callable[[], None] | None = None,
-    ) -> None:
-        """Stage ``drop``, publish it, then record it in the index and the ledger.
+    def publish(self, drop: Drop, *, before_success: Callable[[], None] | None = None) -> None:
+        """Stage ``drop``, publish it and record it in the record index.
+
+        The drop stays staged until :meth:`finish` has written its ledger outcomes, so a
+        crash before then is completed by :meth:`recover_staged_drops`.
 
         Args:
             drop: from :func:`build_drop`, with ``ledger_outcomes`` filled in.
-            finish_ledger: writes the ledger's done markers from ``ledger_outcomes``, naming
-                the drop they went into.
             before_success: called after the data files and manifest, before ``_SUCCESS``
                 (the flow checks it still holds the publish lock here).
         """
         self._stage(drop)
         self._complete(drop.drop_id, drop.files, drop.manifest, before_success)
-        self._finish(drop.drop_id, drop.index, drop.ledger_outcomes, finish_ledger)
+        self._record_index(drop.drop_id, drop.index)
+
+    def finish(
+        self, drop_id: str, ledger_outcomes: list[dict[str, Any]], finish_ledger: FinishLedger
+    ) -> None:
+        """Write a published drop's ledger outcomes, then remove its staging folder.
+
+        Idempotent: the ledger keeps the first outcome of an object, so finishing a drop
+        twice (a retry, or another run's recovery meanwhile) changes nothing.
+
+        Args:
+            drop_id: a drop :meth:`publish` has published.
+            ledger_outcomes: the drop's ``ledger_outcomes``.
+            finish_ledger: writes the ledger's done markers from ``ledger_outcomes``, naming
+                the drop they went into.
+        """
+        finish_ledger(ledger_outcomes, drop_id)
+        folder = S3Location(self.staging.bucket, self.staging.key(drop_id))
+        delete_keys(
+            self.client, folder.bucket, [info.key for info in iter_objects(self.client, folder)]
+        )
 
     def _stage(self, drop: Drop) -> None:
         folder = self.staging.key(drop.drop_id)
@@ -302,23 +319,12 @@ class DropPublisher:
         if not create_if_absent(self.client, target.bucket, target.key(SUCCESS_MARKER), marker):
             log.info("drop %s was already complete", drop_id)
 
-    def _finish(
-        self,
-        drop_id: str,
-        index: pa.Table,
-        ledger_outcomes: list[dict[str, Any]],
-        finish_ledger: FinishLedger,
-    ) -> None:
+    def _record_index(self, drop_id: str, index: pa.Table) -> None:
         put_bytes(
             self.client,
             self.index_root.bucket,
             self.index_root.key(f"{drop_id}.parquet"),
             parquet_bytes(index),
-        )
-        finish_ledger(ledger_outcomes, drop_id)
-        folder = S3Location(self.staging.bucket, self.staging.key(drop_id))
-        delete_keys(
-            self.client, folder.bucket, [info.key for info in iter_objects(self.client, folder)]
         )
 
     # -- recovery --------------------------------------------------------------------------------
@@ -353,7 +359,8 @@ class DropPublisher:
             ledger_outcomes = json.loads(read_staged(f"{folder}/ledger.json"))
             log.warning("completing drop %s left by an interrupted run", drop_id)
             self._complete(drop_id, files, manifest, None)
-            self._finish(drop_id, index, ledger_outcomes, finish_ledger)
+            self._record_index(drop_id, index)
+            self.finish(drop_id, ledger_outcomes, finish_ledger)
             recovered.append(drop_id)
         return recovered
 
