@@ -1,17 +1,20 @@
-"""Claims and the publish lock against the real store (conditional creates are the point)."""
+"""Claims and the locks against the real store (conditional creates are the point)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from manifest_exchange.storage.ledger import Ledger, LockTimeoutError, PublishLock
-from manifest_exchange.storage.s3 import S3Location, put_bytes
+from manifest_exchange.storage.ledger import Ledger, LockTimeoutError, PublishLock, StateLock
+from manifest_exchange.storage.s3 import S3Location, iter_objects, put_bytes
 from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
+
+HOUR = dt.timedelta(hours=1)
 
 
 def _setup(stack: EmbeddedStack, objects: int = 5) -> tuple[S3Location, S3Location]:
@@ -62,7 +65,59 @@ def test_an_abandoned_claim_is_taken_over_once(embedded_stack: EmbeddedStack) ->
 
     first = expired.claim(expired.discover(source), "rescuer")
     assert [c.is_takeover for c in first] == [True]
-    assert first[0].claim_key.endswith("claim-000002.json")
+    records = expired.claim_records(source.bucket, since=dt.datetime.now(dt.UTC) - HOUR)
+    assert [r.run_id for r in records] == ["crashed", "rescuer"]
+    assert first[0].claim_key == records[1].key
+
+
+def test_one_claim_record_per_run_whatever_its_size(embedded_stack: EmbeddedStack) -> None:
+    source, state = _setup(embedded_stack, objects=30)
+    ledger = Ledger(embedded_stack.client("pipeline"), state, 600)
+    claims = ledger.claim(ledger.discover(source), "run1")
+
+    now = dt.datetime.now(dt.UTC)
+    records = ledger.claim_records(source.bucket, since=now - HOUR)
+    assert len(claims) == 30
+    assert len(records) == 1
+    assert {c.claim_key for c in claims} == {records[0].key}
+    assert sorted(r.key for r in records[0].objects) == sorted(c.source.key for c in claims)
+    # Records are named by time: discovery lists only those recent enough to be live.
+    assert ledger.claim_records(source.bucket, since=now + HOUR) == []
+
+
+def test_a_claim_made_while_the_lock_was_taken_over_is_withdrawn(
+    embedded_stack: EmbeddedStack,
+) -> None:
+    source, state = _setup(embedded_stack, objects=3)
+    client = embedded_stack.client("pipeline")
+    slow = Ledger(client, state, 600)
+    discovery = slow.discover(source)
+    check = slow.claim_lock.is_held_by
+
+    def taken_over_before_the_check(generation: int) -> bool:
+        # The slow run wrote its record; meanwhile its lease expired and another run took it.
+        with StateLock(client, state, "claim", timeout_s=0).hold("impatient"):
+            pass
+        return check(generation)
+
+    slow.claim_lock.is_held_by = taken_over_before_the_check  # type: ignore[method-assign]
+    assert slow.claim(discovery, "slow") == []
+
+    assert slow.claim_records(source.bucket, since=dt.datetime.now(dt.UTC) - HOUR) == []
+    later = Ledger(client, state, 600)
+    assert len(later.claim(later.discover(source), "next")) == 3
+
+
+def test_a_lock_folder_keeps_only_the_latest_generations(embedded_stack: EmbeddedStack) -> None:
+    _, state = _setup(embedded_stack, objects=0)
+    client = embedded_stack.client("pipeline")
+    lock = StateLock(client, state, "claim", timeout_s=600)
+    for number in range(5):
+        with lock.hold(f"run{number}") as generation:
+            assert lock.is_held_by(generation)
+    assert generation == 5
+    files = [info.key.rsplit("/", 1)[1] for info in iter_objects(client, lock.prefix)]
+    assert sorted(files) == ["00000005.json", "00000005.released"]
 
 
 def test_publish_lock_excludes_and_can_be_taken_over(embedded_stack: EmbeddedStack) -> None:

@@ -184,7 +184,7 @@ def test_the_store_killed_mid_run_and_restarted(
         stderr=subprocess.PIPE,
     )
     watched = S3Location(
-        STATE_BUCKET, f"{exchange.name}/{'ledger' if moment == 'claimed' else 'staging'}"
+        STATE_BUCKET, f"{exchange.name}/{'claims' if moment == 'claimed' else 'staging'}"
     )
     deadline = time.monotonic() + 300
     while not any(True for _ in iter_objects(exchange.pipeline, watched)):

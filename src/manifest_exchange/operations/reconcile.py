@@ -24,7 +24,7 @@ from typing import Any
 
 from manifest_exchange.publish import SUCCESS_MARKER
 from manifest_exchange.publish.partner import list_drops, verify_drops
-from manifest_exchange.storage.ledger import CLAIM_PREFIX, DONE, Ledger
+from manifest_exchange.storage.ledger import DONE, Ledger
 from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects
 
 
@@ -102,14 +102,16 @@ def reconcile(
     entries = ledger.entries(source)
     listed = {(info.key, info.etag): info for info in iter_objects(client, source)}
     result.source_objects = len(listed)
+    claim_horizon = window_start - dt.timedelta(seconds=claim_timeout_s)
+    claims = ledger.claims_by_object(source.bucket, since=claim_horizon)
 
     for (key, etag), info in sorted(listed.items()):
         files = entries.get((key, etag), {})
-        claims = sorted(name for name in files if name.startswith(CLAIM_PREFIX))
+        records = claims.get((key, etag), [])
         if DONE in files:
             result.processed += 1
-        elif claims:
-            age = now - files[claims[-1]].last_modified
+        elif records:
+            age = now - records[-1].written_at
             if age.total_seconds() >= claim_timeout_s:
                 result.stuck.append(key)
             else:

@@ -83,7 +83,10 @@ class RunContext:
 
     @property
     def ledger(self) -> Ledger:
-        return Ledger(self.client, self.state, self.claim_timeout_s)
+        # The claim lock is held for a listing and one write: a stalled holder is taken over
+        # within a minute (sooner where the lock timeout is shorter), not the publish lock's.
+        claim_lock_timeout_s = min(60.0, self.lock_timeout_s)
+        return Ledger(self.client, self.state, self.claim_timeout_s, claim_lock_timeout_s)
 
     @property
     def publish_lock(self) -> PublishLock:
@@ -109,7 +112,8 @@ class RunContext:
 
 
 def objects_to_read(claims: list[Claim]) -> list[ObjectToRead]:
-    """The claimed objects in receive order (claim time, then key)."""
+    """The claimed objects in receive order (claim time, then key: a run claims all it found
+    at once, so the parts of a flight's list, named alike, stay together)."""
     ordered = sorted(claims, key=lambda c: (c.claimed_at, c.source.key))
     return [
         ObjectToRead(c.source.bucket, c.source.key, c.claimed_at, c.source.size) for c in ordered

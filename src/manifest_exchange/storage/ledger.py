@@ -2,13 +2,17 @@
 
 Layout under the state location (``s3://exchange-state/<prefix>``):
 
-- ``ledger/<source bucket>/<source key>/<etag>/claim-000001.json``: a run's claim on one
-  version of a source object, made with a conditional create so that of two runs racing for
-  the same object exactly one wins. A claim older than the timeout with no ``done.json`` was
-  left by a crashed run; the next run takes it over by creating the next claim number (again
-  conditionally, so only one run takes it over).
-- ``ledger/.../<etag>/done.json``: the object's outcome (sha256, counts, run id, drop id).
-- ``locks/publish/00000001.json`` (+ ``.released``): the publish lock, by generation.
+- ``claims/<source bucket>/<time>-<run>-<id>.json``: a run's claim on the object versions it
+  is about to process, one record per run (not one per object: a claim is a few requests
+  whatever the run's size). Records are named by time, so discovery lists only the recent
+  ones. Claiming happens under the claim lock (``locks/claim/``): the claimant reads the live
+  records, writes its own for the objects nobody holds, then checks it still holds the lock;
+  if another run took the lock over meanwhile, it withdraws its record and claims nothing. A
+  claim older than the timeout on an object with no ``done.json`` was left by a crashed run
+  and the object is claimed again (a take-over).
+- ``ledger/<source bucket>/<source key>/<etag>/done.json``: the object's outcome (sha256,
+  counts, run id, drop id), made with a conditional create, so the first outcome stays.
+- ``locks/<name>/00000001.json`` (+ ``.released``): the publish and claim locks, by generation.
 
 The ledger mirrors the source layout, so discovering ``paxlst/2026-12-01/`` lists exactly
 ``ledger/<bucket>/paxlst/2026-12-01/`` beside it, not the whole history.
@@ -20,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +36,7 @@ from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
     create_if_absent,
+    delete_keys,
     get_many,
     iter_objects,
     put_bytes,
@@ -38,9 +44,13 @@ from manifest_exchange.storage.s3 import (
 
 log = logging.getLogger(__name__)
 
-CLAIM_PREFIX = "claim-"
+CLAIMS = "claims"
 _CONCURRENCY = 16
 DONE = "done.json"
+# Claim records are listed from this long (beyond the claim timeout) before now: room for
+# the clocks of the hosts that name the records to differ.
+_CLOCK_MARGIN = dt.timedelta(minutes=5)
+_RECORD_TIME = "%Y%m%dT%H%M%S%fZ"
 
 
 @dataclass(frozen=True)
@@ -55,13 +65,29 @@ class SourceRef:
 
 @dataclass(frozen=True)
 class Claim:
-    """A run's exclusive hold on one source object version."""
+    """A run's exclusive hold on one source object version.
+
+    Attributes:
+        claim_key: the claim record that holds it (one record per claiming run).
+        is_takeover: an earlier claim on the object expired without an outcome.
+    """
 
     source: SourceRef
     claim_key: str
     run_id: str
     claimed_at: dt.datetime
     is_takeover: bool
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """One run's claim record: which object versions it claimed, when."""
+
+    key: str
+    run_id: str
+    claimed_at: dt.datetime
+    written_at: dt.datetime  # the store's time, which decides when the claim expires
+    objects: list[SourceRef]
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,8 @@ class Discovery:
         listed: objects under the source location.
         done: of those, already processed.
         claimed_by_others: claimed by another run that is still within the claim timeout.
-        candidates: object versions to claim, each with the next free claim number.
+        candidates: object versions to claim, in key order, each with the attempt it
+            would be (1, or more for an object whose earlier claims expired).
         own_claims: claims this run already holds (made by an earlier attempt of a task
             that was retried), so a retry carries on with them instead of waiting them out.
         outside_window: objects skipped because they landed outside the requested window.
@@ -87,7 +114,7 @@ class Discovery:
 
 
 class LockTimeoutError(RuntimeError):
-    """The publish lock stayed held by another run for longer than we were willing to wait."""
+    """A lock stayed held by another run for longer than we were willing to wait."""
 
 
 def _now() -> dt.datetime:
@@ -101,12 +128,22 @@ class Ledger:
         client: an S3 client with read, write and list on the state bucket.
         state: the state location.
         claim_timeout_s: age after which an unfinished claim counts as abandoned.
+        claim_lock_timeout_s: age after which the claim lock counts as abandoned. It is held
+            for a listing and one write, so a crashed holder should not block for long.
     """
 
-    def __init__(self, client: S3Client, state: S3Location, claim_timeout_s: float) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        state: S3Location,
+        claim_timeout_s: float,
+        claim_lock_timeout_s: float = 60.0,
+    ) -> None:
         self.client = client
         self.state = state
         self.claim_timeout_s = claim_timeout_s
+        self.claim_lock = StateLock(client, state, "claim", claim_lock_timeout_s)
+        self._records: dict[str, ClaimRecord] = {}  # read once per ledger: records never change
 
     def _entry_prefix(self, bucket: str, key: str, etag: str) -> str:
         return self.state.key("ledger", bucket, key, etag)
@@ -119,7 +156,8 @@ class Ledger:
         landed_from: dt.datetime | None = None,
         landed_until: dt.datetime | None = None,
     ) -> Discovery:
-        """List ``source`` and its ledger; return the object versions that need processing.
+        """List ``source``, its ledger and the recent claims; return the object versions that
+        need processing.
 
         Args:
             source: where manifests land.
@@ -129,10 +167,11 @@ class Ledger:
         """
         objects = list(iter_objects(self.client, source))
         entries = self.entries(source)
-        candidates: list[tuple[SourceRef, int]] = []
-        live_claims: list[tuple[SourceRef, ObjectInfo]] = []
-        done = outside = 0
         now = _now()
+        claims = self.claims_by_object(source.bucket, since=self._claims_horizon(now))
+        candidates: list[tuple[SourceRef, int]] = []
+        live_claims = done = outside = 0
+        own: list[Claim] = []
         for info in objects:
             if info.key.endswith("/"):
                 continue  # folder markers some tools create
@@ -141,43 +180,67 @@ class Ledger:
             ):
                 outside += 1
                 continue
-            files = entries.get((info.key, info.etag), {})
-            if DONE in files:
+            if DONE in entries.get((info.key, info.etag), {}):
                 done += 1
                 continue
             ref = SourceRef(source.bucket, info.key, info.etag, info.size)
-            claims = sorted(name for name in files if name.startswith(CLAIM_PREFIX))
-            if claims:
-                latest = files[claims[-1]]
-                age_s = (now - latest.last_modified).total_seconds()
-                if age_s < self.claim_timeout_s:
-                    live_claims.append((ref, latest))
-                    continue
-            candidates.append((ref, len(claims) + 1))
-        own = self._own_claims(live_claims, run_id) if run_id else []
+            records = claims.get((info.key, info.etag), [])
+            live = [r for r in records if self._is_live(r, now)]
+            if live:
+                live_claims += 1
+                mine = [r for r in live if r.run_id == run_id]
+                if run_id and mine:
+                    record = mine[-1]
+                    is_takeover = len(records) > len(mine)
+                    own.append(Claim(ref, record.key, run_id, record.claimed_at, is_takeover))
+                continue
+            candidates.append((ref, len(records) + 1))
         return Discovery(
             listed=len(objects),
             done=done,
-            claimed_by_others=len(live_claims) - len(own),
+            claimed_by_others=live_claims - len(own),
             candidates=candidates,
             own_claims=own,
             outside_window=outside,
         )
 
-    def _own_claims(
-        self, live_claims: list[tuple[SourceRef, ObjectInfo]], run_id: str
-    ) -> list[Claim]:
-        """The live claims made by ``run_id`` (one read per live claim; there are few)."""
-        keys = [info.key for _, info in live_claims]
-        bodies = get_many(self.client, self.state.bucket, keys)
-        own = []
-        for (ref, info), body in zip(live_claims, bodies, strict=True):
-            claim = json.loads(body)
-            if claim.get("run_id") == run_id:
-                number = int(info.key.rsplit(CLAIM_PREFIX, 1)[1].split(".")[0])
-                claimed_at = dt.datetime.fromisoformat(claim["claimed_at"])
-                own.append(Claim(ref, info.key, run_id, claimed_at, is_takeover=number > 1))
-        return own
+    def _is_live(self, record: ClaimRecord, now: dt.datetime) -> bool:
+        return (now - record.written_at).total_seconds() < self.claim_timeout_s
+
+    def _claims_horizon(self, now: dt.datetime) -> dt.datetime:
+        """Records written before this cannot matter to discovery: they expired long ago."""
+        return now - 2 * dt.timedelta(seconds=self.claim_timeout_s) - _CLOCK_MARGIN
+
+    def claim_records(self, bucket: str, *, since: dt.datetime) -> list[ClaimRecord]:
+        """Claim records on objects of ``bucket`` named from ``since`` on (a listing and one
+        read per record not read before)."""
+        folder = S3Location(self.state.bucket, self.state.key(CLAIMS, bucket))
+        start_after = folder.key(since.astimezone(dt.UTC).strftime(_RECORD_TIME))
+        listed = list(iter_objects(self.client, folder, start_after=start_after))
+        new = [info for info in listed if info.key not in self._records]
+        bodies = get_many(self.client, self.state.bucket, [info.key for info in new])
+        for info, body in zip(new, bodies, strict=True):
+            content = json.loads(body)
+            self._records[info.key] = ClaimRecord(
+                key=info.key,
+                run_id=content["run_id"],
+                claimed_at=dt.datetime.fromisoformat(content["claimed_at"]),
+                written_at=info.last_modified,
+                objects=[
+                    SourceRef(bucket, o["key"], o["etag"], o["size"]) for o in content["objects"]
+                ],
+            )
+        return [self._records[info.key] for info in listed]
+
+    def claims_by_object(
+        self, bucket: str, *, since: dt.datetime
+    ) -> dict[tuple[str, str], list[ClaimRecord]]:
+        """(source key, etag) -> the claim records naming it, oldest first."""
+        by_object: dict[tuple[str, str], list[ClaimRecord]] = defaultdict(list)
+        for record in self.claim_records(bucket, since=since):
+            for ref in record.objects:
+                by_object[(ref.key, ref.etag)].append(record)
+        return by_object
 
     def entries(self, source: S3Location) -> dict[tuple[str, str], dict[str, ObjectInfo]]:
         """(source key, etag) -> (ledger file name -> object) for everything under ``source``."""
@@ -193,30 +256,57 @@ class Ledger:
             entries[(source_key, etag)][tail] = info
         return entries
 
-    def claim(self, discovery: Discovery, run_id: str) -> list[Claim]:
-        """Claim the discovered candidates; those another run claims first are skipped."""
+    def claim(self, discovery: Discovery, run_id: str, wait_s: float = 600.0) -> list[Claim]:
+        """Claim the discovered candidates that no run holds; returns this run's claims.
 
-        def claim_one(candidate: tuple[SourceRef, int]) -> Claim | None:
-            ref, number = candidate
+        Under the claim lock: read the records written since discovery, write one record
+        for the candidates still free, then check the lock was not taken over meanwhile (a
+        run that took it over could not have seen our record). If it was, the record is
+        withdrawn and nothing is claimed: the objects wait for the next run.
+        """
+        if not discovery.candidates:
+            return []
+        buckets = {ref.bucket for ref, _ in discovery.candidates}
+        if len(buckets) != 1:
+            raise ValueError(f"candidates from more than one bucket: {sorted(buckets)}")
+        bucket = buckets.pop()
+        with self.claim_lock.hold(run_id, wait_s) as generation:
+            now = _now()
+            claims = self.claims_by_object(bucket, since=self._claims_horizon(now))
+            free = [
+                (ref, attempt)
+                for ref, attempt in discovery.candidates
+                if not any(self._is_live(r, now) for r in claims.get((ref.key, ref.etag), []))
+            ]
+            if not free:
+                return []
             claimed_at = _now()
-            entry = self._entry_prefix(ref.bucket, ref.key, ref.etag)
-            key = f"{entry}/{CLAIM_PREFIX}{number:06d}.json"
-            body = {"run_id": run_id, "claimed_at": claimed_at.isoformat(), **asdict(ref)}
-            if create_if_absent(
+            key = self.state.key(
+                CLAIMS,
+                bucket,
+                f"{claimed_at.strftime(_RECORD_TIME)}-{run_id.replace('-', '')[:12]}-"
+                f"{uuid.uuid4().hex[:8]}.json",
+            )
+            body = {
+                "run_id": run_id,
+                "claimed_at": claimed_at.isoformat(),
+                "objects": [{"key": r.key, "etag": r.etag, "size": r.size} for r, _ in free],
+            }
+            put_bytes(
                 self.client, self.state.bucket, key, _json(body), content_type="application/json"
-            ):
-                return Claim(ref, key, run_id, claimed_at, is_takeover=number > 1)
-            return None
-
-        with ThreadPoolExecutor(max_workers=_CONCURRENCY) as pool:
-            claims = [c for c in pool.map(claim_one, discovery.candidates) if c is not None]
+            )
+            if not self.claim_lock.is_held_by(generation):
+                delete_keys(self.client, self.state.bucket, [key])
+                log.warning("the claim lock was taken over while claiming; claimed nothing")
+                return []
+        claimed = [Claim(ref, key, run_id, claimed_at, is_takeover=n > 1) for ref, n in free]
         log.info(
             "claimed %d of %d candidate objects (%d taken over from stalled runs)",
-            len(claims),
+            len(claimed),
             len(discovery.candidates),
-            sum(c.is_takeover for c in claims),
+            sum(c.is_takeover for c in claimed),
         )
-        return claims
+        return claimed
 
     def read_done(self, entries: list[dict[str, ObjectInfo]]) -> list[dict[str, object]]:
         """The ``done.json`` bodies of finished entries (as :meth:`entries` returns them)."""
@@ -238,22 +328,31 @@ class Ledger:
         )
 
 
-class PublishLock:
-    """A lease held while a run compares with what was published and writes its drop.
+class StateLock:
+    """A lease in the state bucket (``locks/<name>/``), taken over when its holder stalls.
 
     Generations make take-over safe: the holder of generation ``n`` writes ``n.json``; it is
     free once ``n.released`` exists or ``n.json`` is older than the timeout, and the next
     holder is whoever creates ``n+1.json`` first (a conditional create, so exactly one run).
+    The new holder deletes the files of earlier generations, so the folder stays a few files
+    long however often the lock is taken.
     """
 
-    def __init__(self, client: S3Client, state: S3Location, timeout_s: float) -> None:
+    def __init__(self, client: S3Client, state: S3Location, name: str, timeout_s: float) -> None:
         self.client = client
-        self.prefix = S3Location(state.bucket, state.key("locks", "publish"))
+        self.prefix = S3Location(state.bucket, state.key("locks", name))
         self.timeout_s = timeout_s
 
     def _latest(self) -> tuple[int, ObjectInfo | None, bool]:
+        held, released = self._generations()
+        if not held:
+            return 0, None, True
+        generation = max(held)
+        return generation, held[generation], generation in released
+
+    def _generations(self) -> tuple[dict[int, ObjectInfo], dict[int, ObjectInfo]]:
         held: dict[int, ObjectInfo] = {}
-        released: set[int] = set()
+        released: dict[int, ObjectInfo] = {}
         for info in iter_objects(self.client, self.prefix):
             name = info.key.rsplit("/", 1)[1]
             stem, _, suffix = name.partition(".")
@@ -261,11 +360,8 @@ class PublishLock:
                 if suffix == "json":
                     held[int(stem)] = info
                 elif suffix == "released":
-                    released.add(int(stem))
-        if not held:
-            return 0, None, True
-        generation = max(held)
-        return generation, held[generation], generation in released
+                    released[int(stem)] = info
+        return held, released
 
     @contextmanager
     def hold(self, run_id: str, wait_s: float = 600.0) -> Iterator[int]:
@@ -294,6 +390,7 @@ class PublishLock:
                 body = {"run_id": run_id, "acquired_at": _now().isoformat()}
                 key = self.prefix.key(f"{generation + 1:08d}.json")
                 if create_if_absent(self.client, self.prefix.bucket, key, _json(body)):
+                    self._forget_before(generation + 1)
                     return generation + 1
                 continue  # another run took it between our listing and our create
             if time.monotonic() > deadline:
@@ -302,10 +399,25 @@ class PublishLock:
                 )
             time.sleep(0.2)
 
+    def _forget_before(self, generation: int) -> None:
+        """Delete the files of generations before ``generation`` (only the latest counts)."""
+        held, released = self._generations()
+        old = [
+            info.key for files in (held, released) for n, info in files.items() if n < generation
+        ]
+        delete_keys(self.client, self.prefix.bucket, old)
+
     def is_held_by(self, generation: int) -> bool:
         """True while no later generation exists (nobody took the lock over from us)."""
         latest, _, is_released = self._latest()
         return latest == generation and not is_released
+
+
+class PublishLock(StateLock):
+    """Held while a run compares a batch with what was published and writes its drop."""
+
+    def __init__(self, client: S3Client, state: S3Location, timeout_s: float) -> None:
+        super().__init__(client, state, "publish", timeout_s)
 
 
 def _json(body: Mapping[str, object]) -> bytes:

@@ -192,11 +192,19 @@ def get_bytes(client: S3Client, bucket: str, key: str) -> bytes:
     return body
 
 
-def iter_objects(client: S3Client, location: S3Location) -> Iterator[ObjectInfo]:
-    """List every object under ``location`` (1,000 keys a request)."""
+def iter_objects(
+    client: S3Client, location: S3Location, *, start_after: str | None = None
+) -> Iterator[ObjectInfo]:
+    """List every object under ``location`` (1,000 keys a request), in key order; with
+    ``start_after``, only the keys that sort after it."""
     prefix = f"{location.prefix}/" if location.prefix else ""
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=location.bucket, Prefix=prefix):
+    pages = (
+        paginator.paginate(Bucket=location.bucket, Prefix=prefix, StartAfter=start_after)
+        if start_after
+        else paginator.paginate(Bucket=location.bucket, Prefix=prefix)
+    )
+    for page in pages:
         for item in page.get("Contents", []):
             yield ObjectInfo(
                 key=item["Key"],
