@@ -5,8 +5,9 @@ recover -> discover -> per batch: check (parse, transform, validate; on the task
 decide outcomes -> publish -> quarantine -> report. Each task is
 a thin wrapper over one package function; the package holds the logic (of it, only
 ``manifest_exchange.orchestration`` knows Prefect). Big tables pass between tasks in memory,
-so tasks neither cache nor persist results. Tasks that talk to the store retry with backoff on
-transient errors only; every task has a timeout.
+so tasks neither cache nor persist results, and the flow's own tasks get the big ones in
+``quote``: Prefect would otherwise walk every element looking for futures. Tasks that talk
+to the store retry with backoff on transient errors only; every task has a timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 
 from manifest_exchange import quality, runs, transform
 from manifest_exchange.agreements import DEFAULT_AGREEMENT, list_agreements, load_agreement
@@ -248,7 +250,7 @@ def _run_exchange(
         batch_claims = [claims_by_key[obj.key] for obj in batch.objects]
         with context.publish_lock.hold(context.run_id) as generation:
             with stages.stage("decide"):
-                outcomes, accounting = decide_outcomes(context, batch, record_index)
+                outcomes, accounting = decide_outcomes(context, quote(batch), record_index)
                 ledger_outcomes = runs.object_outcomes(
                     batch_claims, batch.parsed, outcomes, batch.messages
                 )
@@ -256,14 +258,14 @@ def _run_exchange(
                 drop = publish_drop(
                     context,
                     outcomes,
-                    ledger_outcomes,
+                    quote(ledger_outcomes),
                     summary.as_dict(),
                     generation,
                     dt.datetime.now(dt.UTC),
                     batch.number,
                 )
         with stages.stage("quarantine"):
-            quarantine = write_quarantine(context, batch, outcomes)
+            quarantine = write_quarantine(context, quote(batch), outcomes)
         totals.add_batch(
             batch.parsed,
             batch.messages,
@@ -285,6 +287,8 @@ def _run_exchange(
                     {
                         "s3": context.s3,
                         "agreement": context.agreement,
+                        # Not quoted: a quoted value pickled for a Dask worker arrives
+                        # there wrapped in a tuple.
                         "objects": objects,
                         "number": number,
                     },
@@ -300,7 +304,7 @@ def _run_exchange(
             docs,
             totals,
             discovery=discovery,
-            claims=claims,
+            claims=quote(claims),
             recovered_drops=recovered,
             timings=stages.timings,
         )
