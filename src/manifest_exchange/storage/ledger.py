@@ -343,8 +343,10 @@ class StateLock:
         self.prefix = S3Location(state.bucket, state.key("locks", name))
         self.timeout_s = timeout_s
 
-    def _latest(self) -> tuple[int, ObjectInfo | None, bool]:
-        held, released = self._generations()
+    def _latest(
+        self, listing: tuple[dict[int, ObjectInfo], dict[int, ObjectInfo]] | None = None
+    ) -> tuple[int, ObjectInfo | None, bool]:
+        held, released = listing or self._generations()
         if not held:
             return 0, None, True
         generation = max(held)
@@ -380,32 +382,32 @@ class StateLock:
     def _acquire(self, run_id: str, wait_s: float) -> int:
         deadline = time.monotonic() + wait_s
         while True:
-            generation, info, is_released = self._latest()
+            listing = self._generations()
+            generation, info, is_released = self._latest(listing)
             is_expired = (
                 info is not None and (_now() - info.last_modified).total_seconds() >= self.timeout_s
             )
             if is_released or is_expired:
                 if is_expired and not is_released:
-                    log.warning("publish lock %d was abandoned; taking it over", generation)
+                    log.warning("%s %d was abandoned; taking it over", self._name, generation)
                 body = {"run_id": run_id, "acquired_at": _now().isoformat()}
                 key = self.prefix.key(f"{generation + 1:08d}.json")
                 if create_if_absent(self.client, self.prefix.bucket, key, _json(body)):
-                    self._forget_before(generation + 1)
+                    # Only the latest generation counts: what the listing showed can go. A
+                    # release written after it is left for the next holder to delete.
+                    old = [i.key for files in listing for i in files.values()]
+                    delete_keys(self.client, self.prefix.bucket, old)
                     return generation + 1
                 continue  # another run took it between our listing and our create
             if time.monotonic() > deadline:
                 raise LockTimeoutError(
-                    f"publish lock generation {generation} still held after {wait_s:.0f}s"
+                    f"{self._name} generation {generation} still held after {wait_s:.0f}s"
                 )
             time.sleep(0.2)
 
-    def _forget_before(self, generation: int) -> None:
-        """Delete the files of generations before ``generation`` (only the latest counts)."""
-        held, released = self._generations()
-        old = [
-            info.key for files in (held, released) for n, info in files.items() if n < generation
-        ]
-        delete_keys(self.client, self.prefix.bucket, old)
+    @property
+    def _name(self) -> str:
+        return f"lock {self.prefix.prefix.rsplit('/', 1)[-1]}"
 
     def is_held_by(self, generation: int) -> bool:
         """True while no later generation exists (nobody took the lock over from us)."""
