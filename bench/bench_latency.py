@@ -28,7 +28,8 @@ from manifest_exchange.generate.paxlst import GeneratorOptions, generate_day
 from manifest_exchange.orchestration.local_prefect import LocalPrefect, Locations, free_port
 from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.publish import SUCCESS_MARKER, drops_root
-from manifest_exchange.storage.s3 import S3Location, get_bytes, put_bytes
+from manifest_exchange.storage.ledger import Ledger
+from manifest_exchange.storage.s3 import S3Location, put_bytes
 from manifest_exchange.storage.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
@@ -96,14 +97,18 @@ def wait_for_drops(
     latencies: dict[str, float] = {}
     pending = dict(landed)
     deadline = time.monotonic() + timeout
+    ledger = Ledger(pipeline, state, claim_timeout_s=0)
+    folders = {key.rpartition("/")[0] for key in landed}
     while pending and time.monotonic() < deadline:
+        outcomes = {
+            key: outcome
+            for folder in folders
+            for (key, _), outcome in ledger.outcomes(S3Location(SOURCE_BUCKET, folder)).items()
+        }
         for key in list(pending):
-            prefix = state.key("ledger", SOURCE_BUCKET, key)
-            listed = pipeline.list_objects_v2(Bucket=state.bucket, Prefix=prefix + "/")
-            done = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("done.json")]
-            if not done:
+            if key not in outcomes:
                 continue
-            drop_id = json.loads(get_bytes(pipeline, state.bucket, done[0]))["drop_id"]
+            drop_id = outcomes[key].body["drop_id"]
             if drop_id is not None:
                 marker = pipeline.head_object(
                     Bucket=root.bucket, Key=root.key(drop_id, SUCCESS_MARKER)

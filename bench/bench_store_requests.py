@@ -1,8 +1,9 @@
 """How many small S3 requests a second the pipeline's client gets from the embedded store.
 
 Usage: ``python bench/bench_store_requests.py [--requests 2000] [--threads 16]``.
-The ledger makes two small writes per source object (a claim and a done marker), so this rate
-bounds discovery and publishing. It times, from one process, HEAD, plain PUT and conditional
+The ledger used to make two small writes per source object (a claim and a done marker); it now
+writes one claim record per run and one outcome sheet per batch, but this rate still bounds the
+record index and the drops' small files. It times, from one process, HEAD, plain PUT and conditional
 PUT (If-None-Match) of small bodies, with the client's CPU per request, then HEAD from two
 processes at once: if two processes together go faster than one, the limit is the client
 (botocore under the GIL), not the store. It also times GETs of manifest-sized objects (13 KB)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -16,7 +18,8 @@ from manifest_exchange.cli import load_exchange_flow, upload_corpus
 from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
 from manifest_exchange.operations.audit import AuditReport, audit
 from manifest_exchange.reference import airports
-from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.ledger import OUTCOME_SHEET_SUFFIX
+from manifest_exchange.storage.s3 import S3Client, S3Location, get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
@@ -68,6 +71,33 @@ class Exchange:
             partner=self.partner,
             agreement=load_agreement("tw-jp"),
             now=dt.datetime.now(dt.UTC) + later,
+        )
+
+    def edit_outcome(
+        self, edit: Callable[[dict[str, Any]], None], where: Callable[[dict[str, Any]], bool]
+    ) -> None:
+        """Plant a fault in the ledger: ``edit`` the first recorded outcome ``where`` holds,
+        in place in its outcome sheet."""
+        state = S3Location(STATE_BUCKET, self.name)
+        for info in iter_objects(self.pipeline, state):
+            if not info.key.endswith(OUTCOME_SHEET_SUFFIX):
+                continue
+            sheet = json.loads(get_bytes(self.pipeline, STATE_BUCKET, info.key))
+            chosen = next((o for o in sheet["outcomes"] if where(o)), None)
+            if chosen is not None:
+                edit(chosen)
+                put_bytes(self.pipeline, STATE_BUCKET, info.key, json.dumps(sheet).encode())
+                return
+        raise AssertionError("no recorded outcome matches")
+
+    def outcome_count(self, client: S3Client | None = None) -> int:
+        """How many object outcomes the ledger's sheets hold."""
+        client = client or self.pipeline
+        state = S3Location(STATE_BUCKET, self.name)
+        return sum(
+            len(json.loads(get_bytes(client, STATE_BUCKET, info.key))["outcomes"])
+            for info in iter_objects(client, state)
+            if info.key.endswith(OUTCOME_SHEET_SUFFIX)
         )
 
     def published_rows(self) -> pa.Table:

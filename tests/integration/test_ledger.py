@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from manifest_exchange.storage.ledger import Ledger, LockTimeoutError, PublishLock, StateLock
+from manifest_exchange.storage.ledger import (
+    OUTCOME_SHEET_SUFFIX,
+    Ledger,
+    LockTimeoutError,
+    PublishLock,
+    StateLock,
+)
 from manifest_exchange.storage.s3 import S3Location, iter_objects, put_bytes
 from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
@@ -55,6 +61,38 @@ def test_finished_objects_are_not_discovered_again(embedded_stack: EmbeddedStack
     assert again.done == 1
     assert again.claimed_by_others == 4
     assert again.candidates == []
+
+
+def test_a_batch_of_outcomes_is_one_sheet_per_folder_and_the_first_outcome_stands(
+    embedded_stack: EmbeddedStack,
+) -> None:
+    source, state = _setup(embedded_stack, objects=0)
+    loader = embedded_stack.client("loader")
+    keys = [f"day1/a{i}.edi" for i in range(6)] + [f"day2/b{i}.edi" for i in range(4)]
+    for key in keys:
+        put_bytes(loader, SOURCE_BUCKET, source.key(key), key.encode())
+    ledger = Ledger(embedded_stack.client("pipeline"), state, 600)
+    claims = ledger.claim(ledger.discover(source), "run1")
+
+    recorded = ledger.finish_many([(c, {"travellers": {"published": 1}}) for c in claims])
+    # A recovered publish records the first folder again, with other counts:
+    again = [c for c in claims if "/day1/" in c.source.key]
+    ledger.finish_many([(c, {"travellers": {"published": 7}}) for c in again])
+
+    sheets = [
+        info.key
+        for info in iter_objects(ledger.client, state)
+        if info.key.endswith(OUTCOME_SHEET_SUFFIX)
+    ]
+    assert recorded == 10
+    assert len(sheets) == 3
+    assert sum("/day1/" in key for key in sheets) == 2
+    outcomes = ledger.outcomes(source)
+    assert sorted(key for key, _ in outcomes) == sorted(source.key(k) for k in keys)
+    assert {o.body["travellers"]["published"] for o in outcomes.values()} == {1}
+    day2 = ledger.outcomes(S3Location(SOURCE_BUCKET, source.key("day2")))
+    assert sorted(key for key, _ in day2) == sorted(source.key(k) for k in keys[6:])
+    assert ledger.discover(source).done == 10
 
 
 def test_an_abandoned_claim_is_taken_over_once(embedded_stack: EmbeddedStack) -> None:

@@ -55,18 +55,13 @@ def test_reconcile_reports_unprocessed_stuck_orphan_and_mismatch(exchange: Excha
     # A partner folder whose publish never finished:
     orphan = f"{exchange.name}/v1/drops/20261124T000000Z-orphan/arr_airport=NRT/part-0.parquet"
     put_bytes(exchange.pipeline, PARTNER_BUCKET, orphan, b"PAR1")
-    # A ledger entry that claims more published travellers than the drop holds:
-    done_key = next(
-        info.key
-        for info in iter_objects(exchange.pipeline, locations["state"])
-        if info.key.endswith("done.json")
-        and json.loads(get_bytes(exchange.pipeline, STATE_BUCKET, info.key))["travellers"][
-            "published"
-        ]
+    # A ledger outcome that claims more published travellers than the drop holds:
+    exchange.edit_outcome(
+        lambda outcome: outcome["travellers"].update(
+            published=outcome["travellers"]["published"] + 1
+        ),
+        where=lambda outcome: outcome["travellers"].get("published", 0) > 0,
     )
-    done = json.loads(get_bytes(exchange.pipeline, STATE_BUCKET, done_key))
-    done["travellers"]["published"] += 1
-    put_bytes(exchange.pipeline, STATE_BUCKET, done_key, json.dumps(done).encode())
 
     result = reconcile(
         exchange.pipeline,
@@ -127,12 +122,7 @@ def test_retention_purges_processed_manifests_and_quarantine_only(exchange: Exch
     assert not list(iter_objects(retention, S3Location(STATE_BUCKET, state.key("quarantine"))))
     # The proof of what was exchanged stays: drops, ledger outcomes, the purge record.
     assert len(list(iter_objects(exchange.pipeline, exchange.partner))) == before["partner"]
-    ledger_done = [
-        info
-        for info in iter_objects(retention, S3Location(STATE_BUCKET, state.key("ledger")))
-        if info.key.endswith("done.json")
-    ]
-    assert len(ledger_done) == report["objects"]["claimed"]
+    assert exchange.outcome_count(retention) == report["objects"]["claimed"]
     assert record.record_uri is not None
     saved = json.loads(get_bytes(retention, STATE_BUCKET, record.record_uri.split("/", 3)[3]))
     assert saved["source_deleted"] == record.source_deleted

@@ -30,7 +30,7 @@ from manifest_exchange.agreements import Agreement
 from manifest_exchange.ingest import ObjectToRead, read_manifests
 from manifest_exchange.publish import SUCCESS_MARKER, drops_root
 from manifest_exchange.publish.partner import list_drops, verify_drops
-from manifest_exchange.storage.ledger import DONE, Ledger
+from manifest_exchange.storage.ledger import Ledger
 from manifest_exchange.storage.s3 import (
     BotoDownloader,
     S3Client,
@@ -92,9 +92,7 @@ def audit(
     now = now or dt.datetime.now(dt.UTC)
     report = AuditReport(audited_at=now.isoformat())
     ledger = Ledger(client, state, claim_timeout_s=0)
-    entries = ledger.entries(source)
-    finished = {ref: files for ref, files in entries.items() if DONE in files}
-    outcomes = dict(zip(finished, ledger.read_done(list(finished.values())), strict=True))
+    outcomes = {ref: outcome.body for ref, outcome in ledger.outcomes(source).items()}
     report.ledger_outcomes = len(outcomes)
     report.ledger_published = sum(_count(done, "published") for done in outcomes.values())
 

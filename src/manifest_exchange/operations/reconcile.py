@@ -24,7 +24,7 @@ from typing import Any
 
 from manifest_exchange.publish import SUCCESS_MARKER
 from manifest_exchange.publish.partner import list_drops, verify_drops
-from manifest_exchange.storage.ledger import DONE, Ledger
+from manifest_exchange.storage.ledger import Ledger
 from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects
 
 
@@ -99,16 +99,15 @@ def reconcile(
     window_start = now - lookback
     result = Reconciliation(checked_at=now.isoformat(), window_start=window_start.isoformat())
     ledger = Ledger(client, state, claim_timeout_s)
-    entries = ledger.entries(source)
+    outcomes = ledger.outcomes(source)
     listed = {(info.key, info.etag): info for info in iter_objects(client, source)}
     result.source_objects = len(listed)
     claim_horizon = window_start - dt.timedelta(seconds=claim_timeout_s)
     claims = ledger.claims_by_object(source.bucket, since=claim_horizon)
 
     for (key, etag), info in sorted(listed.items()):
-        files = entries.get((key, etag), {})
         records = claims.get((key, etag), [])
-        if DONE in files:
+        if (key, etag) in outcomes:
             result.processed += 1
         elif records:
             age = now - records[-1].written_at
@@ -118,8 +117,7 @@ def reconcile(
                 result.in_progress += 1
         elif now - info.last_modified > grace:
             result.unprocessed.append(key)
-    finished = {ref: files for ref, files in entries.items() if DONE in files}
-    result.processed_and_purged = sum(ref not in listed for ref in finished)
+    result.processed_and_purged = sum(ref not in listed for ref in outcomes)
 
     # Drops: every complete drop in the window re-verified; partial folders older than grace.
     drops = list_drops(client, partner, schema_version)
@@ -138,9 +136,9 @@ def reconcile(
     result.staged_drops = _stale_staged_drops(client, state, now - grace)
 
     # The ledger's view of each recent drop against the drop itself.
-    recent = [files for files in finished.values() if files[DONE].last_modified >= window_start]
+    recent = [o.body for o in outcomes.values() if o.recorded_at >= window_start]
     published: dict[str, int] = defaultdict(int)
-    for done in ledger.read_done(recent):
+    for done in recent:
         named_drop = done.get("drop_id")
         if not isinstance(named_drop, str):
             continue  # nothing of this object was published

@@ -18,7 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from manifest_exchange.storage.ledger import DONE, Ledger
+from manifest_exchange.storage.ledger import Ledger
 from manifest_exchange.storage.s3 import (
     ObjectInfo,
     S3Client,
@@ -70,12 +70,12 @@ def purge(
     record = PurgeRecord(
         purge_id=purge_id, purged_at=now.isoformat(), cutoff=cutoff.isoformat(), dry_run=dry_run
     )
-    entries = Ledger(client, state, claim_timeout_s=0).entries(source)
+    outcomes = Ledger(client, state, claim_timeout_s=0).outcomes(source)
     expired_sources: list[ObjectInfo] = []
     for info in iter_objects(client, source):
         if info.last_modified >= cutoff or info.key.endswith("/"):
             continue
-        if DONE in entries.get((info.key, info.etag), {}):
+        if (info.key, info.etag) in outcomes:
             expired_sources.append(info)
         else:
             record.kept_unprocessed += 1

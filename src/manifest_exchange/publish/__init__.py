@@ -219,7 +219,7 @@ def _as_index(table: pa.Table) -> pa.Table:
     return table.select(RECORD_INDEX_SCHEMA.names).cast(RECORD_INDEX_SCHEMA)
 
 
-# Writes the ledger's done markers for a drop's source objects: (ledger outcomes, drop id).
+# Records in the ledger the outcomes of a drop's source objects: (ledger outcomes, drop id).
 FinishLedger = Callable[[list[dict[str, Any]], str], None]
 
 
@@ -277,7 +277,7 @@ class DropPublisher:
         Args:
             drop_id: a drop :meth:`publish` has published.
             ledger_outcomes: the drop's ``ledger_outcomes``.
-            finish_ledger: writes the ledger's done markers from ``ledger_outcomes``, naming
+            finish_ledger: records ``ledger_outcomes`` in the ledger's outcome sheets, naming
                 the drop they went into.
         """
         finish_ledger(ledger_outcomes, drop_id)

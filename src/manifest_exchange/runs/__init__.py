@@ -153,7 +153,8 @@ def object_outcomes(
 
 
 def finish_ledger(ledger: Ledger, outcomes: list[dict[str, Any]], drop_id: str | None) -> None:
-    """Write each object's done marker (idempotent: an existing marker is left as it is)."""
+    """Record the objects' outcomes in the ledger (one sheet per folder; recording an object
+    again is harmless, its earliest outcome stands)."""
     finished: list[tuple[Claim, dict[str, object]]] = []
     for entry in outcomes:
         claim = Claim(

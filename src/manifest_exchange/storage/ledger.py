@@ -8,13 +8,17 @@ Layout under the state location (``s3://exchange-state/<prefix>``):
   ones. Claiming happens under the claim lock (``locks/claim/``): the claimant reads the live
   records, writes its own for the objects nobody holds, then checks it still holds the lock;
   if another run took the lock over meanwhile, it withdraws its record and claims nothing. A
-  claim older than the timeout on an object with no ``done.json`` was left by a crashed run
-  and the object is claimed again (a take-over).
-- ``ledger/<source bucket>/<source key>/<etag>/done.json``: the object's outcome (sha256,
-  counts, run id, drop id), made with a conditional create, so the first outcome stays.
+  claim older than the timeout on an object with no recorded outcome was left by a crashed
+  run and the object is claimed again (a take-over).
+- ``ledger/<source bucket>/<source folder>/<time>-<run>-<id>.outcomes.json``: an *outcome
+  sheet*, the outcomes (sha256, counts, run id, drop id) of the objects of one folder that one
+  batch finished. One write per batch and folder, not one per object: at 1M travellers the
+  per-object markers were 14,000 conditional creates and a third of the run. An object's
+  outcome is the one in the earliest sheet naming it; a later one (a recovered publish
+  recording its batch again) changes nothing.
 - ``locks/<name>/00000001.json`` (+ ``.released``): the publish and claim locks, by generation.
 
-The ledger mirrors the source layout, so discovering ``paxlst/2026-12-01/`` lists exactly
+The ledger mirrors the source folders, so discovering ``paxlst/2026-12-01/`` lists exactly
 ``ledger/<bucket>/paxlst/2026-12-01/`` beside it, not the whole history.
 """
 
@@ -27,9 +31,9 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from manifest_exchange.storage.s3 import (
     ObjectInfo,
@@ -40,13 +44,13 @@ from manifest_exchange.storage.s3 import (
     get_many,
     iter_objects,
     put_bytes,
+    put_many,
 )
 
 log = logging.getLogger(__name__)
 
 CLAIMS = "claims"
-_CONCURRENCY = 16
-DONE = "done.json"
+OUTCOME_SHEET_SUFFIX = ".outcomes.json"
 # Claim records are listed from this long (beyond the claim timeout) before now: room for
 # the clocks of the hosts that name the records to differ.
 _CLOCK_MARGIN = dt.timedelta(minutes=5)
@@ -88,6 +92,19 @@ class ClaimRecord:
     claimed_at: dt.datetime
     written_at: dt.datetime  # the store's time, which decides when the claim expires
     objects: list[SourceRef]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one source object version, as its earliest outcome sheet says.
+
+    ``body`` holds the object (bucket, key, etag, size), ``run_id``, ``finished_at``,
+    ``sha256``, ``object_error``, ``travellers`` (counts per outcome) and ``drop_id``.
+    """
+
+    sheet_key: str
+    recorded_at: dt.datetime  # the store's time of the sheet
+    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -145,9 +162,6 @@ class Ledger:
         self.claim_lock = StateLock(client, state, "claim", claim_lock_timeout_s)
         self._records: dict[str, ClaimRecord] = {}  # read once per ledger: records never change
 
-    def _entry_prefix(self, bucket: str, key: str, etag: str) -> str:
-        return self.state.key("ledger", bucket, key, etag)
-
     def discover(
         self,
         source: S3Location,
@@ -166,7 +180,7 @@ class Ledger:
             landed_until: skip objects that landed at or after this time.
         """
         objects = list(iter_objects(self.client, source))
-        entries = self.entries(source)
+        outcomes = self.outcomes(source)
         now = _now()
         claims = self.claims_by_object(source.bucket, since=self._claims_horizon(now))
         candidates: list[tuple[SourceRef, int]] = []
@@ -180,7 +194,7 @@ class Ledger:
             ):
                 outside += 1
                 continue
-            if DONE in entries.get((info.key, info.etag), {}):
+            if (info.key, info.etag) in outcomes:
                 done += 1
                 continue
             ref = SourceRef(source.bucket, info.key, info.etag, info.size)
@@ -242,19 +256,32 @@ class Ledger:
                 by_object[(ref.key, ref.etag)].append(record)
         return by_object
 
-    def entries(self, source: S3Location) -> dict[tuple[str, str], dict[str, ObjectInfo]]:
-        """(source key, etag) -> (ledger file name -> object) for everything under ``source``."""
-        root = self.state.key("ledger", source.bucket)
+    def outcomes(self, source: S3Location) -> dict[tuple[str, str], Outcome]:
+        """(source key, etag) -> outcome, for every recorded object under ``source``.
+
+        Lists the ledger folder beside ``source`` and reads its outcome sheets (one read per
+        sheet; a sheet covers a batch). The earliest sheet naming an object decides.
+        """
         listing = S3Location(
             self.state.bucket, self.state.key("ledger", source.bucket, source.prefix)
         )
-        entries: dict[tuple[str, str], dict[str, ObjectInfo]] = defaultdict(dict)
-        for info in iter_objects(self.client, listing):
-            rest = info.key[len(root) + 1 :]
-            key, _, tail = rest.rpartition("/")
-            source_key, _, etag = key.rpartition("/")
-            entries[(source_key, etag)][tail] = info
-        return entries
+        within = f"{source.prefix}/" if source.prefix else ""
+        sheets = sorted(
+            (
+                info
+                for info in iter_objects(self.client, listing)
+                if info.key.endswith(OUTCOME_SHEET_SUFFIX)
+            ),
+            key=lambda info: (info.last_modified, info.key),
+        )
+        bodies = get_many(self.client, self.state.bucket, [info.key for info in sheets])
+        outcomes: dict[tuple[str, str], Outcome] = {}
+        for info, body in zip(sheets, bodies, strict=True):
+            for entry in json.loads(body)["outcomes"]:
+                ref = (entry["key"], entry["etag"])
+                if ref not in outcomes and entry["key"].startswith(within):
+                    outcomes[ref] = Outcome(info.key, info.last_modified, entry)
+        return outcomes
 
     def claim(self, discovery: Discovery, run_id: str, wait_s: float = 600.0) -> list[Claim]:
         """Claim the discovered candidates that no run holds; returns this run's claims.
@@ -308,24 +335,44 @@ class Ledger:
         )
         return claimed
 
-    def read_done(self, entries: list[dict[str, ObjectInfo]]) -> list[dict[str, object]]:
-        """The ``done.json`` bodies of finished entries (as :meth:`entries` returns them)."""
-        keys = [files[DONE].key for files in entries]
-        return [json.loads(body) for body in get_many(self.client, self.state.bucket, keys)]
-
     def finish_many(self, finished: list[tuple[Claim, dict[str, object]]]) -> int:
-        """:meth:`finish` for many objects at once; returns how many were newly recorded."""
-        with ThreadPoolExecutor(max_workers=_CONCURRENCY) as pool:
-            return sum(pool.map(lambda item: self.finish(*item), finished))
+        """Record the outcomes of claimed objects: one sheet per source folder.
+
+        Returns how many outcomes were written. Recording an object again (a recovered
+        publish does) adds a later sheet that readers ignore for it.
+        """
+        by_folder: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
+        finished_at = _now()
+        run_ids = {claim.run_id for claim, _ in finished}
+        for claim, outcome in finished:
+            ref = claim.source
+            entry = {
+                **asdict(ref),
+                "run_id": claim.run_id,
+                "finished_at": finished_at.isoformat(),
+                **outcome,
+            }
+            by_folder[(ref.bucket, ref.key.rpartition("/")[0])].append(entry)
+        run = run_ids.pop().replace("-", "")[:12] if len(run_ids) == 1 else "runs"
+        sheets = [
+            (
+                self.state.key(
+                    "ledger",
+                    bucket,
+                    folder,
+                    f"{finished_at.strftime(_RECORD_TIME)}-{run}-{uuid.uuid4().hex[:8]}"
+                    f"{OUTCOME_SHEET_SUFFIX}",
+                ),
+                _json({"finished_at": finished_at.isoformat(), "outcomes": entries}),
+            )
+            for (bucket, folder), entries in sorted(by_folder.items())
+        ]
+        put_many(self.client, self.state.bucket, sheets, content_type="application/json")
+        return len(finished)
 
     def finish(self, claim: Claim, outcome: dict[str, object]) -> bool:
-        """Record the outcome of a claimed object; False if it was already recorded."""
-        ref = claim.source
-        key = f"{self._entry_prefix(ref.bucket, ref.key, ref.etag)}/{DONE}"
-        body = {**asdict(ref), "run_id": claim.run_id, "finished_at": _now().isoformat(), **outcome}
-        return create_if_absent(
-            self.client, self.state.bucket, key, _json(body), content_type="application/json"
-        )
+        """Record the outcome of one claimed object."""
+        return self.finish_many([(claim, outcome)]) == 1
 
 
 class StateLock:

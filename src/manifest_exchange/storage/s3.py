@@ -326,11 +326,21 @@ def _transient_aws_error(message: str) -> str | None:
 
 
 def put_many(
-    client: S3Client, bucket: str, items: list[tuple[str, bytes]], *, concurrency: int = 16
+    client: S3Client,
+    bucket: str,
+    items: list[tuple[str, bytes]],
+    *,
+    concurrency: int = 16,
+    content_type: str = "application/octet-stream",
 ) -> None:
     """Upload ``(key, data)`` pairs concurrently with checksums."""
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda kv: put_bytes(client, bucket, kv[0], kv[1]), items))
+        list(
+            pool.map(
+                lambda kv: put_bytes(client, bucket, kv[0], kv[1], content_type=content_type),
+                items,
+            )
+        )
 
 
 # Error codes S3-compatible stores answer when they are overloaded or briefly unavailable.
