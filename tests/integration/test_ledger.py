@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
+from manifest_exchange.storage import ledger as ledger_module
 from manifest_exchange.storage.ledger import (
+    COMPACT_AFTER_SHEETS,
     OUTCOME_SHEET_SUFFIX,
     Ledger,
     LockTimeoutError,
@@ -93,6 +96,83 @@ def test_a_batch_of_outcomes_is_one_sheet_per_folder_and_the_first_outcome_stand
     day2 = ledger.outcomes(S3Location(SOURCE_BUCKET, source.key("day2")))
     assert sorted(key for key, _ in day2) == sorted(source.key(k) for k in keys[6:])
     assert ledger.discover(source).done == 10
+
+
+def test_discovery_compacts_a_folder_of_many_sheets_and_keeps_each_first_outcome(
+    embedded_stack: EmbeddedStack,
+) -> None:
+    runs = COMPACT_AFTER_SHEETS + 2
+    source, state = _setup(embedded_stack, objects=runs)
+    ledger = Ledger(embedded_stack.client("pipeline"), state, 600)
+    claims = ledger.claim(ledger.discover(source), "run1")
+    for claim in claims:  # one run a minute, one object each: a sheet each
+        ledger.finish(claim, {"travellers": {"published": 1}})
+    ledger.finish(claims[0], {"travellers": {"published": 9}})  # recorded again, later
+    before = ledger.outcomes(source)
+
+    discovery = ledger.discover(source)
+
+    sheets = [
+        info.key
+        for info in iter_objects(ledger.client, state)
+        if info.key.endswith(OUTCOME_SHEET_SUFFIX)
+    ]
+    assert discovery.done == runs
+    assert len(sheets) == 1
+    assert "-compacted-" in sheets[0]
+    after = ledger.outcomes(source)
+    assert {ref: o.body["travellers"] for ref, o in after.items()} == {
+        ref: o.body["travellers"] for ref, o in before.items()
+    }
+    assert {ref: o.recorded_at for ref, o in after.items()} == {
+        ref: o.recorded_at for ref, o in before.items()
+    }
+    assert {o.body["travellers"]["published"] for o in after.values()} == {1}
+    # A sheet recorded after the compaction, for an object it already holds, changes nothing.
+    ledger.finish(claims[1], {"travellers": {"published": 5}})
+    assert ledger.outcomes(source)[(claims[1].source.key, claims[1].source.etag)].body[
+        "travellers"
+    ] == {"published": 1}
+
+
+def test_a_reader_whose_sheets_are_compacted_away_reads_them_again(
+    embedded_stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = COMPACT_AFTER_SHEETS + 1
+    source, state = _setup(embedded_stack, objects=objects)
+    client = embedded_stack.client("pipeline")
+    ledger = Ledger(client, state, 600)
+    for claim in ledger.claim(ledger.discover(source), "run1"):
+        ledger.finish(claim, {"travellers": {}})
+    real_get_many = ledger_module.get_many
+    compactions = []
+
+    def compacted_after_listing(*args: Any, **kwargs: Any) -> list[bytes]:
+        if not compactions:  # another run compacts between this reader's listing and reads
+            compactions.append(True)
+            with monkeypatch.context() as inner:
+                inner.setattr(ledger_module, "get_many", real_get_many)
+                Ledger(client, state, 600).outcomes(source, compact=True)
+        return real_get_many(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "get_many", compacted_after_listing)
+
+    assert len(ledger.outcomes(source)) == objects
+    assert compactions
+
+
+def test_outcomes_of_other_folders_are_not_read(embedded_stack: EmbeddedStack) -> None:
+    source, state = _setup(embedded_stack, objects=0)
+    loader = embedded_stack.client("loader")
+    for key in ("day1/a.edi", "day2/b.edi"):
+        put_bytes(loader, SOURCE_BUCKET, source.key(key), key.encode())
+    ledger = Ledger(embedded_stack.client("pipeline"), state, 600)
+    claims = ledger.claim(ledger.discover(source), "run1")
+    ledger.finish_many([(c, {"travellers": {}}) for c in claims])
+
+    only_day2 = ledger.outcomes(source, folders={source.key("day2")})
+
+    assert [key for key, _ in only_day2] == [source.key("day2/b.edi")]
 
 
 def test_an_abandoned_claim_is_taken_over_once(embedded_stack: EmbeddedStack) -> None:

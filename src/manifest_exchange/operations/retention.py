@@ -70,9 +70,12 @@ def purge(
     record = PurgeRecord(
         purge_id=purge_id, purged_at=now.isoformat(), cutoff=cutoff.isoformat(), dry_run=dry_run
     )
-    outcomes = Ledger(client, state, claim_timeout_s=0).outcomes(source)
+    listed = list(iter_objects(client, source))
+    outcomes = Ledger(client, state, claim_timeout_s=0).outcomes(
+        source, folders={info.key.rpartition("/")[0] for info in listed}
+    )
     expired_sources: list[ObjectInfo] = []
-    for info in iter_objects(client, source):
+    for info in listed:
         if info.last_modified >= cutoff or info.key.endswith("/"):
             continue
         if (info.key, info.etag) in outcomes:

@@ -14,8 +14,10 @@ Layout under the state location (``s3://exchange-state/<prefix>``):
   sheet*, the outcomes (sha256, counts, run id, drop id) of the objects of one folder that one
   batch finished. One write per batch and folder, not one per object: at 1M travellers the
   per-object markers were 14,000 conditional creates and a third of the run. An object's
-  outcome is the one in the earliest sheet naming it; a later one (a recovered publish
-  recording its batch again) changes nothing.
+  outcome is the one recorded first; a later one (a recovered publish recording its batch
+  again) changes nothing. Discovery reads only the sheets of folders that still hold source
+  objects (retention empties old ones) and compacts a folder's sheets into one once there are
+  more than :data:`COMPACT_AFTER_SHEETS`.
 - ``locks/<name>/00000001.json`` (+ ``.released``): the publish and claim locks, by generation.
 
 The ledger mirrors the source folders, so discovering ``paxlst/2026-12-01/`` lists exactly
@@ -35,12 +37,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import botocore.exceptions
+
 from manifest_exchange.storage.s3 import (
     ObjectInfo,
     S3Client,
     S3Location,
     create_if_absent,
     delete_keys,
+    delete_many,
     get_many,
     iter_objects,
     put_bytes,
@@ -51,6 +56,10 @@ log = logging.getLogger(__name__)
 
 CLAIMS = "claims"
 OUTCOME_SHEET_SUFFIX = ".outcomes.json"
+# A folder with more sheets than this is compacted into one by the next discovery: a run every
+# minute writes a sheet a minute, and reading them should stay a few requests.
+COMPACT_AFTER_SHEETS = 32
+_SHEET_READ_ATTEMPTS = 5
 # Claim records are listed from this long (beyond the claim timeout) before now: room for
 # the clocks of the hosts that name the records to differ.
 _CLOCK_MARGIN = dt.timedelta(minutes=5)
@@ -180,7 +189,8 @@ class Ledger:
             landed_until: skip objects that landed at or after this time.
         """
         objects = list(iter_objects(self.client, source))
-        outcomes = self.outcomes(source)
+        folders = {info.key.rpartition("/")[0] for info in objects}
+        outcomes = self.outcomes(source, folders=folders, compact=True)
         now = _now()
         claims = self.claims_by_object(source.bucket, since=self._claims_horizon(now))
         candidates: list[tuple[SourceRef, int]] = []
@@ -256,32 +266,101 @@ class Ledger:
                 by_object[(ref.key, ref.etag)].append(record)
         return by_object
 
-    def outcomes(self, source: S3Location) -> dict[tuple[str, str], Outcome]:
+    def outcomes(
+        self, source: S3Location, *, folders: set[str] | None = None, compact: bool = False
+    ) -> dict[tuple[str, str], Outcome]:
         """(source key, etag) -> outcome, for every recorded object under ``source``.
 
         Lists the ledger folder beside ``source`` and reads its outcome sheets (one read per
-        sheet; a sheet covers a batch). The earliest sheet naming an object decides.
+        sheet; a sheet covers a batch). The earliest recorded outcome of an object decides.
+
+        Args:
+            folders: read only the sheets of these source folders (discovery passes the
+                folders it listed objects in: once retention has emptied a folder, its sheets
+                are no longer read).
+            compact: merge the sheets of a folder that has more than
+                :data:`COMPACT_AFTER_SHEETS` into one, so the reads stay few however many
+                runs wrote there.
         """
+        outcomes: dict[tuple[str, str], Outcome] = {}
+        by_folder: dict[str, list[tuple[ObjectInfo, list[dict[str, Any]]]]] = defaultdict(list)
+        for info, entries in self._read_sheets(source, folders):
+            by_folder[self._sheet_folder(source.bucket, info.key)].append((info, entries))
+            for entry in entries:
+                recorded_at = _recorded_at(entry, info)
+                ref = (entry["key"], entry["etag"])
+                known = outcomes.get(ref)
+                if known is None or recorded_at < known.recorded_at:
+                    outcomes[ref] = Outcome(info.key, recorded_at, entry)
+        if compact:
+            for folder, sheets in by_folder.items():
+                if len(sheets) > COMPACT_AFTER_SHEETS:
+                    self._compact(source.bucket, folder, sheets)
+        return outcomes
+
+    def _sheet_folder(self, bucket: str, sheet_key: str) -> str:
+        """The source folder an outcome sheet belongs to."""
+        root = self.state.key("ledger", bucket) + "/"
+        return sheet_key[len(root) :].rpartition("/")[0]
+
+    def _read_sheets(
+        self, source: S3Location, folders: set[str] | None
+    ) -> list[tuple[ObjectInfo, list[dict[str, Any]]]]:
         listing = S3Location(
             self.state.bucket, self.state.key("ledger", source.bucket, source.prefix)
         )
-        within = f"{source.prefix}/" if source.prefix else ""
-        sheets = sorted(
-            (
+        for _ in range(_SHEET_READ_ATTEMPTS):
+            sheets = [
                 info
                 for info in iter_objects(self.client, listing)
                 if info.key.endswith(OUTCOME_SHEET_SUFFIX)
-            ),
-            key=lambda info: (info.last_modified, info.key),
+                and (folders is None or self._sheet_folder(source.bucket, info.key) in folders)
+            ]
+            try:
+                bodies = get_many(self.client, self.state.bucket, [info.key for info in sheets])
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404"}:
+                    raise
+                # Compacted meanwhile: the merged sheet was written before this one was
+                # deleted, so listing again finds it. Skipping would lose outcomes.
+                continue
+            return [
+                (info, json.loads(body)["outcomes"])
+                for info, body in zip(sheets, bodies, strict=True)
+            ]
+        raise RuntimeError(
+            f"outcome sheets under {listing} kept vanishing while being read "
+            f"({_SHEET_READ_ATTEMPTS} attempts)"
         )
-        bodies = get_many(self.client, self.state.bucket, [info.key for info in sheets])
-        outcomes: dict[tuple[str, str], Outcome] = {}
-        for info, body in zip(sheets, bodies, strict=True):
-            for entry in json.loads(body)["outcomes"]:
+
+    def _compact(
+        self, bucket: str, folder: str, sheets: list[tuple[ObjectInfo, list[dict[str, Any]]]]
+    ) -> None:
+        """Merge ``sheets`` into one, then delete them.
+
+        The merged sheet is written before anything is deleted, and each entry keeps the time
+        it was first recorded, so a reader sees every outcome, with the same earliest one, at
+        every moment; two runs compacting at once only leave two equal sheets behind.
+        """
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for info, entries in sheets:
+            for entry in entries:
+                recorded_at = _recorded_at(entry, info)
                 ref = (entry["key"], entry["etag"])
-                if ref not in outcomes and entry["key"].startswith(within):
-                    outcomes[ref] = Outcome(info.key, info.last_modified, entry)
-        return outcomes
+                known = merged.get(ref)
+                if known is None or recorded_at < _recorded_at(known, info):
+                    merged[ref] = {**entry, "recorded_at": recorded_at.isoformat()}
+        now = _now()
+        key = self.state.key(
+            "ledger",
+            bucket,
+            folder,
+            f"{now.strftime(_RECORD_TIME)}-compacted-{uuid.uuid4().hex[:8]}{OUTCOME_SHEET_SUFFIX}",
+        )
+        body = {"compacted_at": now.isoformat(), "outcomes": list(merged.values())}
+        put_bytes(self.client, self.state.bucket, key, _json(body), content_type="application/json")
+        delete_many(self.client, self.state.bucket, [info.key for info, _ in sheets])
+        log.info("compacted %d outcome sheets of %d objects into one", len(sheets), len(merged))
 
     def claim(self, discovery: Discovery, run_id: str, wait_s: float = 600.0) -> list[Claim]:
         """Claim the discovered candidates that no run holds; returns this run's claims.
@@ -467,6 +546,13 @@ class PublishLock(StateLock):
 
     def __init__(self, client: S3Client, state: S3Location, timeout_s: float) -> None:
         super().__init__(client, state, "publish", timeout_s)
+
+
+def _recorded_at(entry: Mapping[str, Any], sheet: ObjectInfo) -> dt.datetime:
+    """When an outcome was first recorded: kept in the entry by compaction, else its sheet's
+    time in the store."""
+    recorded = entry.get("recorded_at")
+    return dt.datetime.fromisoformat(recorded) if isinstance(recorded, str) else sheet.last_modified
 
 
 def _json(body: Mapping[str, object]) -> bytes:
