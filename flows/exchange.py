@@ -70,14 +70,17 @@ def discover_and_claim(
     landed_from: dt.datetime | None = None,
     landed_until: dt.datetime | None = None,
 ) -> tuple[Discovery, list[Claim]]:
-    discovery = context.ledger.discover(
+    # One ledger for both steps: claiming re-reads the claim records discovery read, and the
+    # ledger keeps their bodies.
+    ledger = context.ledger
+    discovery = ledger.discover(
         context.source,
         run_id=context.run_id,
         landed_from=landed_from,
         landed_until=landed_until,
     )
     # A retried attempt keeps the claims its earlier attempt made.
-    claims = discovery.own_claims + context.ledger.claim(discovery, context.run_id)
+    claims = discovery.own_claims + ledger.claim(discovery, context.run_id)
     get_run_logger().info(
         "listed %d objects: %d already processed, %d claimed by other runs, "
         "%d outside the window, %d claimed now",

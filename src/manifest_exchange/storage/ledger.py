@@ -283,9 +283,9 @@ class Ledger:
                 runs wrote there.
         """
         outcomes: dict[tuple[str, str], Outcome] = {}
-        by_folder: dict[str, list[tuple[ObjectInfo, list[dict[str, Any]]]]] = defaultdict(list)
+        sheets_by_folder: dict[str, list[ObjectInfo]] = defaultdict(list)
         for info, entries in self._read_sheets(source, folders):
-            by_folder[self._sheet_folder(source.bucket, info.key)].append((info, entries))
+            sheets_by_folder[self._sheet_folder(source.bucket, info.key)].append(info)
             for entry in entries:
                 recorded_at = _recorded_at(entry, info)
                 ref = (entry["key"], entry["etag"])
@@ -293,9 +293,14 @@ class Ledger:
                 if known is None or recorded_at < known.recorded_at:
                     outcomes[ref] = Outcome(info.key, recorded_at, entry)
         if compact:
-            for folder, sheets in by_folder.items():
+            for folder, sheets in sheets_by_folder.items():
                 if len(sheets) > COMPACT_AFTER_SHEETS:
-                    self._compact(source.bucket, folder, sheets)
+                    # A sheet holds objects of its own folder only, so these are all of the
+                    # folder's outcomes, each as first recorded.
+                    kept = [
+                        o for (key, _), o in outcomes.items() if key.rpartition("/")[0] == folder
+                    ]
+                    self._compact(source.bucket, folder, sheets, kept)
         return outcomes
 
     def _sheet_folder(self, bucket: str, sheet_key: str) -> str:
@@ -334,22 +339,14 @@ class Ledger:
         )
 
     def _compact(
-        self, bucket: str, folder: str, sheets: list[tuple[ObjectInfo, list[dict[str, Any]]]]
+        self, bucket: str, folder: str, sheets: list[ObjectInfo], kept: list[Outcome]
     ) -> None:
-        """Merge ``sheets`` into one, then delete them.
+        """Replace a folder's ``sheets`` by one holding ``kept``, its outcomes as first recorded.
 
         The merged sheet is written before anything is deleted, and each entry keeps the time
         it was first recorded, so a reader sees every outcome, with the same earliest one, at
         every moment; two runs compacting at once only leave two equal sheets behind.
         """
-        merged: dict[tuple[str, str], dict[str, Any]] = {}
-        for info, entries in sheets:
-            for entry in entries:
-                recorded_at = _recorded_at(entry, info)
-                ref = (entry["key"], entry["etag"])
-                known = merged.get(ref)
-                if known is None or recorded_at < _recorded_at(known, info):
-                    merged[ref] = {**entry, "recorded_at": recorded_at.isoformat()}
         now = _now()
         key = self.state.key(
             "ledger",
@@ -357,10 +354,11 @@ class Ledger:
             folder,
             f"{now.strftime(_RECORD_TIME)}-compacted-{uuid.uuid4().hex[:8]}{OUTCOME_SHEET_SUFFIX}",
         )
-        body = {"compacted_at": now.isoformat(), "outcomes": list(merged.values())}
+        entries = [{**o.body, "recorded_at": o.recorded_at.isoformat()} for o in kept]
+        body = {"compacted_at": now.isoformat(), "outcomes": entries}
         put_bytes(self.client, self.state.bucket, key, _json(body), content_type="application/json")
-        delete_many(self.client, self.state.bucket, [info.key for info, _ in sheets])
-        log.info("compacted %d outcome sheets of %d objects into one", len(sheets), len(merged))
+        delete_many(self.client, self.state.bucket, [info.key for info in sheets])
+        log.info("compacted %d outcome sheets of %d objects into one", len(sheets), len(kept))
 
     def claim(self, discovery: Discovery, run_id: str, wait_s: float = 600.0) -> list[Claim]:
         """Claim the discovered candidates that no run holds; returns this run's claims.
@@ -449,9 +447,9 @@ class Ledger:
         put_many(self.client, self.state.bucket, sheets, content_type="application/json")
         return len(finished)
 
-    def finish(self, claim: Claim, outcome: dict[str, object]) -> bool:
+    def finish(self, claim: Claim, outcome: dict[str, object]) -> None:
         """Record the outcome of one claimed object."""
-        return self.finish_many([(claim, outcome)]) == 1
+        self.finish_many([(claim, outcome)])
 
 
 class StateLock:
