@@ -39,6 +39,7 @@ from manifest_exchange.orchestration.runners import (
     batch_task_runner,
     batches_in_flight,
     check_batch_task,
+    free_published_batch,
 )
 from manifest_exchange.orchestration.settings import run_settings
 from manifest_exchange.publish import RecordIndex, build_drop, new_drop_id
@@ -280,6 +281,11 @@ def _run_exchange(
         )
         stages.batch_done(batch.number)
 
+    def publish_next(pending: deque[PrefectFuture[CheckedBatch]]) -> None:
+        publish_batch(pending.popleft().result())
+        with stages.stage("free"):
+            free_published_batch()
+
     with stages.stage("batches"), task_runner:
         in_flight = batches_in_flight(task_runner)
         pending: deque[PrefectFuture[CheckedBatch]] = deque()
@@ -298,9 +304,9 @@ def _run_exchange(
                 )
             )
             if len(pending) >= in_flight:
-                publish_batch(pending.popleft().result())
+                publish_next(pending)
         while pending:
-            publish_batch(pending.popleft().result())
+            publish_next(pending)
     with stages.stage("report"):
         result = write_report(
             context,

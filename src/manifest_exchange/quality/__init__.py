@@ -6,11 +6,15 @@ column, and each expectation names its ``check`` and ``severity`` (``error`` qua
 the columns the suite references, which the SQL derives without personal values, so results
 and Data Docs never contain a name, document number or date of birth.
 
-``COMPLETE`` results with ``unexpected_index_column_names`` map failures back to row ids.
+GX runs every expectation in its ``BASIC`` result format (pass or fail, and how many rows
+failed). Which rows failed is derived in DuckDB from the same expectations
+(:mod:`manifest_exchange.quality.failures`), and a batch whose counts differ from GX's is
+refused: GX's ``COMPLETE`` format gives row ids too, but cost three times as much.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import tempfile
@@ -23,6 +27,13 @@ from typing import Any
 import pyarrow as pa
 
 from manifest_exchange.paths import EXPECTATIONS_DIR
+from manifest_exchange.quality.failures import (
+    Failures,
+    UnsupportedExpectationError,
+    check_counts,
+    check_supported,
+    find_failures,
+)
 from manifest_exchange.reference import country_alpha3_by_code
 from manifest_exchange.transform import ISSUES_SCHEMA
 
@@ -30,6 +41,8 @@ log = logging.getLogger(__name__)
 
 SEVERITIES = ("error", "warning")
 SUITES = ("paxlst_messages", "paxlst_travellers", "paxlst_lists")
+# Counts without row values; rows come from the DuckDB derivation.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
 
 class SuiteError(ValueError):
@@ -62,12 +75,21 @@ def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> Suite:
     row_id = definition.get("meta", {}).get("row_id")
     if not row_id:
         raise SuiteError(f"{path}: meta.row_id is missing")
+    checks = []
     for expectation in definition["expectations"]:
         meta = expectation.get("meta", {})
         if not meta.get("check") or meta.get("severity") not in SEVERITIES:
             raise SuiteError(
                 f"{path}: {expectation['type']} needs meta.check and meta.severity in {SEVERITIES}"
             )
+        checks.append(meta["check"])
+        try:
+            check_supported(expectation)
+        except UnsupportedExpectationError as error:
+            raise SuiteError(f"{path}: {meta['check']}: {error}") from error
+    repeated = sorted({check for check in checks if checks.count(check) > 1})
+    if repeated:
+        raise SuiteError(f"{path}: check names must be unique, repeated: {repeated}")
     return Suite(name=name, row_id=row_id, definition=definition)
 
 
@@ -95,8 +117,9 @@ class Validator:
 
     Args:
         workdir: folder for the GX project (Data Docs land in ``data_docs_dir``).
-        data_docs: update Data Docs after every validation. Off where results are validated
-            in workers: the flow then builds the docs once with :meth:`build_data_docs`.
+        data_docs: keep every result and update Data Docs after each validation. Off where
+            results are validated in workers: the flow then keeps them with
+            :meth:`store_results` and builds the docs once with :meth:`build_data_docs`.
     """
 
     _lock = threading.RLock()
@@ -114,7 +137,7 @@ class Validator:
             # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
             self.context.variables.analytics_enabled = False
             self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
-            self._checkpoints: dict[str, Any] = {}
+            self._registered: dict[str, tuple[Any, Any]] = {}
             self._data_docs = data_docs
         self.parameters = {"country_codes": sorted(set(country_alpha3_by_code().values()))}
 
@@ -123,18 +146,33 @@ class Validator:
         return self.workdir / "gx" / "uncommitted" / "data_docs" / "local_site"
 
     def validate(self, suite: Suite, table: pa.Table) -> SuiteResult:
-        """Validate ``table`` against ``suite``; Data Docs are updated for the run."""
+        """Validate ``table`` against ``suite``: GX's verdicts and counts, DuckDB's row ids.
+
+        Raises:
+            RuntimeError: an expectation could not run.
+            CountMismatchError: GX and the derived rows disagree on a check's count.
+        """
         if table.num_rows == 0:
             return SuiteResult(suite.name, 0, ISSUES_SCHEMA.empty_table())
-        frame = table.select(suite.columns).to_pandas()
+        columns = table.select(suite.columns)
+        frame = columns.to_pandas()
         with self._lock:
-            checkpoint = self._checkpoints.get(suite.name) or self._add_checkpoint(suite)
-            result = checkpoint.run(
-                batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
+            batch_definition, expectation_suite = self._register(suite)
+            # A batch validated directly, not through a checkpoint: a checkpoint would also
+            # check its definitions for changes and write the result to the worker's disk.
+            validation = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+                expectation_suite,
+                result_format=RESULT_FORMAT,
+                expectation_parameters=self.parameters,
             )
-        ((identifier, validation),) = result.run_results.items()
-        collected = _collect(suite, table.num_rows, validation.results)
-        collected.documents.append((identifier, validation))
+        failures = find_failures(
+            suite.definition["expectations"], suite.row_id, columns, self.parameters
+        )
+        collected = _collect(suite, table.num_rows, validation.results, failures)
+        collected.documents.append((self._identify(suite, validation), validation))
+        if self._data_docs:
+            self.store_results([collected])
+            self.build_data_docs()
         return collected
 
     def store_results(self, results: Iterable[SuiteResult]) -> int:
@@ -147,8 +185,7 @@ class Validator:
         with self._lock:
             for result in results:
                 for identifier, validation in result.documents:
-                    if result.suite not in self._checkpoints:
-                        self._add_checkpoint(load_suite(result.suite))
+                    self._register(load_suite(result.suite))
                     self.context.validation_results_store.set(identifier, validation)
                     stored += 1
         return stored
@@ -158,43 +195,44 @@ class Validator:
         with self._lock:
             self.context.build_data_docs()
 
-    def _add_checkpoint(self, suite: Suite) -> Any:
-        """Register the suite, a dataframe asset and a checkpoint that updates Data Docs."""
-        gx = self._gx
-        asset = self.datasource.add_dataframe_asset(f"{suite.name}_rows")
-        batch = asset.add_batch_definition_whole_dataframe("run")
-        expectation_suite = self.context.suites.add(
-            gx.ExpectationSuite(
-                name=suite.name,
-                expectations=suite.definition["expectations"],
-                meta=suite.definition.get("meta", {}),
+    def _register(self, suite: Suite) -> tuple[Any, Any]:
+        """The suite in the GX project and a dataframe batch definition for its rows (once)."""
+        if suite.name not in self._registered:
+            gx = self._gx
+            asset = self.datasource.add_dataframe_asset(f"{suite.name}_rows")
+            expectation_suite = self.context.suites.add(
+                gx.ExpectationSuite(
+                    name=suite.name,
+                    expectations=suite.definition["expectations"],
+                    meta=suite.definition.get("meta", {}),
+                )
             )
-        )
-        definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite.name, data=batch, suite=expectation_suite)
-        )
-        checkpoint = self.context.checkpoints.add(
-            gx.Checkpoint(
-                name=suite.name,
-                validation_definitions=[definition],
-                actions=(
-                    [gx.checkpoint.UpdateDataDocsAction(name="data_docs")]
-                    if self._data_docs
-                    else []
-                ),
-                result_format={
-                    "result_format": "COMPLETE",
-                    "unexpected_index_column_names": [suite.row_id],
-                    "partial_unexpected_count": 0,
-                    "return_unexpected_index_query": False,
-                },
+            self._registered[suite.name] = (
+                asset.add_batch_definition_whole_dataframe("run"),
+                expectation_suite,
             )
+        return self._registered[suite.name]
+
+    def _identify(self, suite: Suite, validation: Any) -> Any:
+        """The key Data Docs file a result under, stamped on the result as a checkpoint would."""
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
         )
-        self._checkpoints[suite.name] = checkpoint
-        return checkpoint
+
+        run_id = RunIdentifier(run_time=dt.datetime.now(dt.UTC))
+        validation.meta["run_id"] = run_id
+        validation.meta["validation_time"] = run_id.run_time
+        return ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+            run_id=run_id,
+            batch_identifier=validation.batch_id,
+        )
 
 
-def _collect(suite: Suite, rows: int, results: list[Any]) -> SuiteResult:
+def _collect(suite: Suite, rows: int, results: list[Any], failures: Failures) -> SuiteResult:
+    """Issues per failing row (from ``failures``) and a summary per check (from GX)."""
     row_ids: list[str] = []
     checks: list[str] = []
     severities: list[str] = []
@@ -208,10 +246,6 @@ def _collect(suite: Suite, rows: int, results: list[Any]) -> SuiteResult:
                 f"{suite.name}/{meta['check']} raised: "
                 f"{outcome.exception_info.get('exception_message')}"
             )
-        failed_ids = [str(item[suite.row_id]) for item in detail.get("unexpected_index_list") or []]
-        row_ids.extend(failed_ids)
-        checks.extend([meta["check"]] * len(failed_ids))
-        severities.extend([meta["severity"]] * len(failed_ids))
         summary.append(
             {
                 "check": meta["check"],
@@ -222,8 +256,12 @@ def _collect(suite: Suite, rows: int, results: list[Any]) -> SuiteResult:
                 "element_count": int(detail.get("element_count") or rows),
             }
         )
-        if not outcome.success and not failed_ids and detail.get("unexpected_count"):
-            raise RuntimeError(f"{suite.name}/{meta['check']} failed without row ids")
+    check_counts(suite.name, {c["check"]: c["unexpected_count"] for c in summary}, failures)
+    severity_of = {c["check"]: c["severity"] for c in summary}
+    for check, failed_ids in failures.row_ids.items():
+        row_ids.extend(failed_ids)
+        checks.extend([check] * len(failed_ids))
+        severities.extend([severity_of[check]] * len(failed_ids))
     issues = pa.table(
         {"row_id": row_ids, "check_name": checks, "severity": severities}, schema=ISSUES_SCHEMA
     )
