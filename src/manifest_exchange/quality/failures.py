@@ -19,6 +19,8 @@ import pyarrow as pa
 
 from manifest_exchange.paths import read_sql
 
+# sql/<MACROS>.sql: one macro per supported expectation type.
+MACROS = "macro_expectations"
 # Each supported expectation type: the kwargs its macro takes, in order. A suite using another
 # type, or another kwarg (``mostly``, strict bounds...), is refused when it is loaded.
 MACRO_ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -99,7 +101,7 @@ def find_failures(
         order by expectation, row_key
     """  # noqa: S608 - identifiers are quoted, values are bound
     with duckdb.connect() as connection:
-        connection.execute(read_sql("macro_expectations"))
+        connection.execute(read_sql(MACROS))
         connection.register("suite_rows", table)
         found = connection.execute(sql, values).to_arrow_table()
     checks = [expectation["meta"]["check"] for expectation in expectations]
