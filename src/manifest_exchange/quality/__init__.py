@@ -185,7 +185,8 @@ class Validator:
         with self._lock:
             for result in results:
                 for identifier, validation in result.documents:
-                    self._register(load_suite(result.suite))
+                    if result.suite not in self._registered:
+                        self._register(load_suite(result.suite))
                     self.context.validation_results_store.set(identifier, validation)
                     stored += 1
         return stored
