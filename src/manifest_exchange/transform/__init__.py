@@ -135,11 +135,7 @@ def exchange_records(
         },
     )
     hmacs = pa.array(
-        [
-            None if value is None else doc_match_hmac(hmac_key.secret, value)
-            for value in wide.column("doc_match_input").to_pylist()
-        ],
-        pa.string(),
+        doc_match_hmacs(hmac_key.secret, wide.column("doc_match_input").to_pylist()), pa.string()
     )
     position = wide.schema.get_field_index("doc_match_input")
     wide = wide.set_column(position, "doc_match_hmac", hmacs)
@@ -162,6 +158,23 @@ def exchange_records(
 def doc_match_hmac(key: bytes, doc_match_input: str) -> str:
     """HMAC-SHA256 over ``TYPE|ISSUER|NUMBER`` (already normalised), hex."""
     return hmac.new(key, doc_match_input.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def doc_match_hmacs(key: bytes, doc_match_inputs: list[str | None]) -> list[str | None]:
+    """:func:`doc_match_hmac` of each input (None stays None), keyed once for them all.
+
+    Copying a keyed HMAC skips hashing the key's pads again: half the time per record.
+    """
+    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    digests: list[str | None] = []
+    for doc_match_input in doc_match_inputs:
+        if doc_match_input is None:
+            digests.append(None)
+            continue
+        one = keyed.copy()
+        one.update(doc_match_input.encode("utf-8"))
+        digests.append(one.hexdigest())
+    return digests
 
 
 def exchange_accounting(outcomes: pa.Table, messages: pa.Table) -> pa.Table:
