@@ -9,7 +9,7 @@ and Data Docs never contain a name, document number or date of birth.
 GX runs every expectation in its ``BASIC`` result format (pass or fail, and how many rows
 failed). Which rows failed is derived in DuckDB from the same expectations
 (:mod:`manifest_exchange.quality.failures`), and a batch whose counts differ from GX's is
-refused: GX's ``COMPLETE`` format gives row ids too, but cost three times as much.
+refused: GX's ``COMPLETE`` format gives row ids too, but cost more than twice as much.
 """
 
 from __future__ import annotations
