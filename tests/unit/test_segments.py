@@ -1,9 +1,22 @@
 from __future__ import annotations
 
-import pyarrow as pa
+import random
 
-from manifest_exchange.paxlst.segments import SplitBatch, split_batch
-from manifest_exchange.paxlst.syntax import canonicalise
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifest_exchange.paxlst.segments import (
+    PERSON_LISTS,
+    PERSON_SEGMENTS,
+    SplitBatch,
+    _packed,
+    _Pieces,
+    _starts_with,
+    _tag_codes,
+    split_batch,
+)
+from manifest_exchange.paxlst.syntax import COMPONENT, ELEMENT, canonicalise
 
 TWO_OBJECTS = [
     b"UNB+X'UNH+1+PAXLST'BGM+745'TDT+20+CI1'LOC+125+TPE'NAD+FL+++A'DTM+329:800101'"
@@ -72,3 +85,30 @@ def test_payload_hash_ignores_the_envelope_and_layout() -> None:
     payloads = _split([first, again]).payloads.column("payload_sha256").to_pylist()
     assert len(payloads) == 2
     assert payloads[0] == payloads[1]
+
+
+def test_segment_heads_agree_with_the_string_kernels() -> None:
+    """Tags and field prefixes read from packed segment heads are what the strings say."""
+    rng = random.Random(7)
+    alphabet = ["D", "T", "M", "d", "L", "O", "C", "1", "3", "9", " ", "Ä", ELEMENT, COMPONENT]
+    texts = ["", "DT", "DTM", "dtm" + ELEMENT, "LOC" + ELEMENT + "91" + ELEMENT + "TWN"]
+    texts += ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(3000)]
+    prefixes = [*PERSON_SEGMENTS.values(), *PERSON_LISTS.values()]
+    # Each prefix, a near miss (its last separator swapped, cut short) and in lower case.
+    for prefix in prefixes:
+        swapped = prefix[:-1] + (COMPONENT if prefix[-1] == ELEMENT else ELEMENT)
+        texts += [prefix + "X", prefix, swapped + "X", prefix[:-1], prefix.lower() + "X"]
+    # A slice, so the array does not start at its buffers' first offset.
+    array = pa.array(["padding", *texts], pa.large_string()).slice(1)
+    pieces = _Pieces.of(array)
+    heads = pieces.heads(np.arange(len(texts)))
+    tags = np.array(
+        pc.ascii_upper(pc.utf8_trim(pc.utf8_slice_codeunits(array, 0, 3), " ")).to_pylist()
+    )
+    codes = _tag_codes(heads)
+    for tag in ("DTM", "LOC", "NAD", "UNH"):
+        assert ((codes == _packed(tag)) == (tags == tag)).all(), tag
+    for prefix in prefixes:
+        expected = pc.starts_with(array, prefix).to_numpy(zero_copy_only=False)
+        assert (_starts_with(heads, prefix) == expected).all(), prefix
+        assert expected.any(), f"no text starts with {prefix!r}: the test proves nothing"

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from manifest_exchange.paxlst.syntax import (
+    _CANONICAL,
     COMPONENT,
     ELEMENT,
     TERMINATOR,
     UnreadableObjectError,
+    _swap_around_releases,
+    _swap_with_placeholders,
     canonicalise,
     split_at_messages,
 )
@@ -82,3 +87,23 @@ def test_split_at_messages_keeps_segment_offsets() -> None:
     for offset, piece in pieces:
         assert offset == text[: text.index(piece)].count(TERMINATOR)
         assert piece == pieces[0][1] or piece.startswith("UNH")
+
+
+def test_both_ways_of_releasing_agree_on_every_short_text() -> None:
+    """Objects with few releases are cut at them, others use placeholders: same text out."""
+    separators = b":+'"
+    to_canonical = bytes.maketrans(separators, _CANONICAL)
+    for length in range(7):
+        for chars in itertools.product(b"?:+'A", repeat=length):
+            body = bytes(chars)
+            assert _swap_around_releases(
+                body.split(b"?"), b"?", to_canonical
+            ) == _swap_with_placeholders(body, b"?", separators, to_canonical), body
+
+
+def test_an_object_full_of_releases_reads_the_same() -> None:
+    segment = b"NAD+FL+++O?'NEIL?:??'"
+    many = canonicalise(b"UNH+1'" + segment * 300).text
+    few = canonicalise(b"UNH+1'" + segment).text
+    assert many.count("O'NEIL:?") == 300
+    assert many.split(TERMINATOR)[1] == few.split(TERMINATOR)[1]

@@ -253,13 +253,19 @@ class PaxlstParser:
             self._with_views.add(connection)
             # Views read the inputs when fetched, so fetch before unregistering them.
             return (
-                connection.table("paxlst_messages").to_arrow_table(),
-                connection.table("paxlst_persons").to_arrow_table(),
-                connection.table("paxlst_errors").to_arrow_table(),
+                _fetch(connection, "paxlst_messages"),
+                _fetch(connection, "paxlst_persons"),
+                _fetch(connection, "paxlst_errors"),
             )
         finally:
             for name in inputs:
                 connection.unregister(name)
+
+
+def _fetch(connection: duckdb.DuckDBPyConnection, relation: str) -> pa.Table:
+    """Read a relation whole. A query binds once; ``connection.table(...)`` binds twice, and
+    binding the parser's views costs as much as running them on a small batch."""
+    return connection.execute(f"select * from {relation}").to_arrow_table()  # noqa: S608
 
 
 @dataclass(frozen=True)

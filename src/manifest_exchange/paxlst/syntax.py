@@ -126,18 +126,51 @@ def canonicalise(data: bytes) -> CanonicalText:
 
 def _swap_separators(body: bytes, service: ServiceCharacters) -> bytes:
     separators = (service.component + service.element + service.terminator).encode("ascii")
+    to_canonical = bytes.maketrans(separators, _CANONICAL)
     release = service.release.encode("ascii") if service.release else b""
-    released = bool(release) and release in body
-    if released:
-        body = body.replace(release + release, _RELEASED[:1])
-        for placeholder, separator in zip(_RELEASED[1:], separators, strict=True):
-            body = body.replace(release + bytes([separator]), bytes([placeholder]))
-        # A release before an ordinary character just stands for that character.
-        body = body.replace(release, b"")
-    body = body.translate(bytes.maketrans(separators, _CANONICAL))
-    if released:
-        body = body.translate(bytes.maketrans(_RELEASED, release + separators))
-    return body
+    releases = body.count(release) if release else 0
+    if not releases:
+        return body.translate(to_canonical)
+    if releases <= _FEW_RELEASES:
+        return _swap_around_releases(body.split(release), release, to_canonical)
+    return _swap_with_placeholders(body, release, separators, to_canonical)
+
+
+# Senders release a character now and then (O?'NEIL); an object cut at each release is then
+# rebuilt in a few steps. An object full of releases takes whole-object replaces instead.
+_FEW_RELEASES = 256
+
+
+def _swap_around_releases(parts: list[bytes], release: bytes, to_canonical: bytes) -> bytes:
+    """Rebuild ``release.join(parts)`` with separators swapped and released characters kept.
+
+    A release stands before each part after the first, so a part's first byte is data. An
+    empty part means that byte is the next release: it is data, and the part after it is not
+    released.
+    """
+    out = [parts[0].translate(to_canonical)]
+    index = 1
+    while index < len(parts):
+        part = parts[index]
+        if not part and index + 1 < len(parts):
+            out += (release, parts[index + 1].translate(to_canonical))
+            index += 2
+        else:  # a release at the very end of the object stands for nothing
+            out += (part[:1], part[1:].translate(to_canonical))
+            index += 1
+    return b"".join(out)
+
+
+def _swap_with_placeholders(
+    body: bytes, release: bytes, separators: bytes, to_canonical: bytes
+) -> bytes:
+    body = body.replace(release + release, _RELEASED[:1])
+    for placeholder, separator in zip(_RELEASED[1:], separators, strict=True):
+        body = body.replace(release + bytes([separator]), bytes([placeholder]))
+    # A release before an ordinary character just stands for that character.
+    body = body.replace(release, b"")
+    body = body.translate(to_canonical)
+    return body.translate(bytes.maketrans(_RELEASED, release + separators))
 
 
 def split_at_messages(text: str, max_chars: int) -> Iterator[tuple[int, str]]:
