@@ -178,6 +178,9 @@ def bench_size(
         "exchange_travellers_per_s": round(exchange_rate),
         "exchange_peak_rss_mb": exchange["peak_rss_mb"],
         "exchange_peak_tree_rss_mb": exchange["peak_tree_rss_mb"],
+        "exchange_cpu_s": exchange["cpu_s"],
+        "exchange_cores_busy": round(exchange["cpu_s"] / exchange["process_s"], 2),
+        **{f"{name}_cpu_s": value for name, value in exchange["services_cpu_s"].items()},
         "batches": exchange["report"]["batches"],
         "stages_s": exchange["report"]["timings_s"],
         "floor_s": round(floor["seconds"], 2),
@@ -245,6 +248,7 @@ def run_exchange(
             *command,
         ]
     env = {**os.environ, **stack.environment("pipeline"), **prefect.environment()}
+    services = _ServicesCpu(stack, prefect)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err, env=env)
@@ -252,6 +256,7 @@ def run_exchange(
         _, status, usage = os.wait4(child.pid, 0)
         process_s = time.perf_counter() - started
         tree.stop()
+        services_cpu_s = services.used_s()
         out.seek(0)
         err.seek(0)
         if os.waitstatus_to_exitcode(status) != 0:
@@ -270,7 +275,42 @@ def run_exchange(
         "process_s": process_s,
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         "peak_tree_rss_mb": round(tree.peak / 2**20),
+        # CPU seconds over the run: the pipeline process (all its threads; Dask workers are
+        # not its threads, so 0 there says little) and the two services on the same cores.
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "services_cpu_s": {name: round(value, 1) for name, value in services_cpu_s.items()},
     }
+
+
+class _ServicesCpu:
+    """CPU seconds the store (weed) and the Prefect server use from now until ``used_s``."""
+
+    def __init__(self, stack: EmbeddedStack, prefect: LocalPrefect) -> None:
+        store, server = stack.running_state(), prefect.read_processes()
+        self.processes = {
+            name: psutil.Process(pid)
+            for name, pid in (
+                ("store", store.pid if store else None),
+                ("prefect_server", server.server_pid if server else None),
+            )
+            if pid is not None
+        }
+        self.start = {name: self._cpu(process) for name, process in self.processes.items()}
+
+    @staticmethod
+    def _cpu(process: psutil.Process) -> float:
+        """The process and its children (the server's workers), user and system."""
+        total = 0.0
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def used_s(self) -> dict[str, float]:
+        return {
+            name: self._cpu(process) - self.start[name] for name, process in self.processes.items()
+        }
 
 
 class _TreeMemory(threading.Thread):

@@ -3,6 +3,8 @@
 -- sent_revision). Each agreement selects the columns of its schema version.
 -- doc_match_input is replaced by doc_match_hmac in Python (the key never enters SQL).
 -- Input: exchange_outcomes. Parameters: $schema_version, $hmac_key_id, $published_at.
+-- Rows come in no set order: transform.run_sql sorts them in Arrow by arrival airport,
+-- flight date, flight key and record id (transform.RECORD_ORDER), as the drop is partitioned.
 with
 
 published as (
@@ -57,4 +59,3 @@ final as (
 )
 
 select * from final
-order by arr_airport, flight_date, flight_key, record_id

@@ -2,6 +2,8 @@
 -- message, country codes normalised to alpha-3 (D -> DEU, alpha-2 -> alpha-3) and two-digit
 -- birth years resolved so that the date of birth is not after departure.
 -- Inputs: stg_paxlst_persons, paxlst_messages, countries.
+-- Rows come in no set order: the parser sorts them by object_id and segment_position in
+-- Arrow, a fifth of the cost of an ORDER BY over these wide rows here.
 with
 
 persons as (select * from stg_paxlst_persons),
@@ -119,4 +121,3 @@ final as (
 )
 
 select * from final
-order by object_id, segment_position

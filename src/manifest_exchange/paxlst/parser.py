@@ -30,6 +30,7 @@ from manifest_exchange.paths import read_sql, read_sql_with_parameters
 from manifest_exchange.paxlst.segments import SplitBatch, split_batch
 from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
 from manifest_exchange.reference import airports_arrow, countries_arrow
+from manifest_exchange.tables import sorted_by
 
 MACROS = (
     "macro_edifact_element",
@@ -50,6 +51,8 @@ RELATIONS = (
 )
 # Relations read by several later ones are computed once; the rest stay views (no copy).
 MATERIALISED = frozenset({"stg_paxlst_segments", "paxlst_messages"})
+# Persons in the order they were sent (sql/paxlst_persons.sql leaves the sorting to Arrow).
+PERSON_ORDER = ("object_id", "segment_position")
 # Objects above this size are refused, not parsed: parsing holds an object's text in memory
 # several times over. A full A380 manifest is about 300 KB, so 64 MiB is ~200 flights in one
 # interchange; anything larger is a loader fault or an attack, and is quarantined whole.
@@ -254,7 +257,7 @@ class PaxlstParser:
             # Views read the inputs when fetched, so fetch before unregistering them.
             return (
                 _fetch(connection, "paxlst_messages"),
-                _fetch(connection, "paxlst_persons"),
+                sorted_by(_fetch(connection, "paxlst_persons"), PERSON_ORDER),
                 _fetch(connection, "paxlst_errors"),
             )
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -23,6 +23,7 @@ from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey
 from manifest_exchange.paths import read_sql_with_parameters
 from manifest_exchange.reference import airports_arrow
+from manifest_exchange.tables import sorted_by
 
 ISSUES_SCHEMA = pa.schema(
     [("row_id", pa.string()), ("check_name", pa.string()), ("severity", pa.string())]
@@ -40,20 +41,29 @@ RECORD_INDEX_SCHEMA = pa.schema(
     ]
 )
 OUTCOMES = ("published", "out_of_scope", "duplicate", "quarantined")
+# Records go out grouped as the drop is partitioned: arrival airport, then flight date.
+RECORD_ORDER = ("arr_airport", "flight_date", "flight_key", "record_id")
 
 
 def run_sql(
-    name: str, tables: Mapping[str, pa.Table], parameters: Mapping[str, object] | None = None
+    name: str,
+    tables: Mapping[str, pa.Table],
+    parameters: Mapping[str, object] | None = None,
+    *,
+    order_by: Sequence[str] = (),
 ) -> pa.Table:
     """Run ``sql/<name>.sql`` over ``tables`` (registered under their keys) into Arrow.
 
     Only the parameters the statement names are bound, so callers can pass a shared set.
+    ``order_by`` sorts the result in Arrow (see :func:`manifest_exchange.tables.sorted_by`);
+    the statements whose wide results are sorted this way say so in their header.
     """
     sql, wanted = read_sql_with_parameters(name, parameters or {})
     with duckdb.connect() as connection:
         for table_name, table in tables.items():
             connection.register(table_name, table)
-        return connection.execute(sql, wanted or None).to_arrow_table()
+        result = connection.execute(sql, wanted or None).to_arrow_table()
+    return sorted_by(result, order_by)
 
 
 def empty_issues() -> pa.Table:
@@ -87,6 +97,7 @@ def exchange_travellers(
             "traveller_types": list(agreement.traveller_types),
             "excluded_nationalities": list(agreement.excluded_nationalities),
         },
+        order_by=["person_id"],
     )
 
 
@@ -112,7 +123,7 @@ def exchange_outcomes(
     tables = {"exchange_travellers": travellers, "published_records": published_records}
     for name in ("message_issues", "traveller_issues", "list_issues"):
         tables[name] = issues.get(name, empty_issues())
-    return run_sql("exchange_outcomes", tables)
+    return run_sql("exchange_outcomes", tables, order_by=["person_id"])
 
 
 def exchange_records(
@@ -133,6 +144,7 @@ def exchange_records(
             "hmac_key_id": hmac_key.key_id,
             "published_at": published_at,
         },
+        order_by=RECORD_ORDER,
     )
     hmacs = pa.array(
         doc_match_hmacs(hmac_key.secret, wide.column("doc_match_input").to_pylist()), pa.string()

@@ -1,0 +1,41 @@
+"""Arrow table helpers shared by the parser and the transform."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def sorted_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """``table`` in ascending order of ``keys``, nulls last (as DuckDB's ``ORDER BY``).
+
+    The SQL that makes the parser's and the transform's wide tables leaves their order to this:
+    an ``ORDER BY`` there carries every column of every row through DuckDB's sort (measured:
+    0.14 of 0.35 CPU seconds of ``exchange_outcomes`` on a batch of 61,000 travellers), where
+    sorting the finished table's row numbers and taking its rows costs a fifth of that. A
+    table already in order (integer keys checked in one pass) is returned as it is.
+    """
+    if table.num_rows < 2 or _in_order(table, keys):
+        return table
+    order = pc.sort_indices(table, sort_keys=[(key, "ascending", "at_end") for key in keys])
+    return table.take(order)
+
+
+def _in_order(table: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether integer ``keys`` without nulls are ascending; False when that is not known."""
+    ties: np.ndarray | None = None
+    for key in keys:
+        column = table.column(key)
+        if column.null_count or not pa.types.is_integer(column.type):
+            return False
+        step = np.diff(column.to_numpy().astype(np.int64))
+        falling = step < 0 if ties is None else (step < 0) & ties
+        if falling.any():
+            return False
+        ties = step == 0 if ties is None else ties & (step == 0)
+        if not ties.any():
+            return True
+    return True
