@@ -4,6 +4,7 @@ import datetime as dt
 import itertools
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,31 @@ def test_parallel_batches_come_back_in_order_and_equal_to_one_at_a_time() -> Non
         for table in ("objects", "messages", "persons", "errors"):
             assert getattr(mine, table).equals(getattr(reference, table)), table
     assert together[-1].errors.column("error_code").to_pylist() == ["binary_content"]
+
+
+def test_threads_may_share_one_parser() -> None:
+    """A process parses every run batch with one parser, from several threads at once."""
+    batches = [
+        [SourceObject(f"t{b}-o{o}", interchange(message(PERSON * (o + 1), ref=f"T{b}{o}")))]
+        for b in range(8)
+        for o in range(3)
+    ]
+    with PaxlstParser(workers=2) as shared, PaxlstParser(workers=1) as serial:
+        alone = [serial.parse(batch) for batch in batches]
+
+        def parse(numbered: tuple[int, list[SourceObject]]) -> ParseResult:
+            # Half the calls go through the worker pool, half parse the batch directly.
+            number, batch = numbered
+            if number % 2:
+                (result,) = shared.parse_batches([batch])
+                return result
+            return shared.parse(batch)
+
+        with ThreadPoolExecutor(4) as callers:
+            together = list(callers.map(parse, enumerate(batches)))
+    for mine, reference in zip(together, alone, strict=True):
+        for table in ("objects", "messages", "persons", "errors"):
+            assert getattr(mine, table).equals(getattr(reference, table)), table
 
 
 def test_parallel_batches_read_at_most_one_batch_per_worker_ahead() -> None:

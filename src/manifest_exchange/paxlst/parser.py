@@ -187,9 +187,8 @@ class PaxlstParser:
         self.close()
 
     def parse(self, objects: Sequence[SourceObject]) -> ParseResult:
-        """Parse one batch of objects."""
-        prepared = prepare(objects, self.chunk_chars, self.max_object_bytes)
-        return self._query(self.connection, prepared)
+        """Parse one batch of objects (on a cursor of its own: threads may share a parser)."""
+        return self._parse_on_idle_cursor(objects)
 
     def parse_batches(self, batches: Iterable[Sequence[SourceObject]]) -> Iterator[ParseResult]:
         """Parse batches, ``workers`` at a time, and yield the results in the batches' order.

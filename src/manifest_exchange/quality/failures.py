@@ -100,7 +100,8 @@ def find_failures(
         where failed
         order by expectation, row_key
     """  # noqa: S608 - identifiers are quoted, values are bound
-    with duckdb.connect() as connection:
+    # One thread, as transform.run_sql: batches already keep the cores busy.
+    with duckdb.connect(config={"threads": 1}) as connection:
         connection.execute(read_sql(MACROS))
         connection.register("suite_rows", table)
         found = connection.execute(sql, values).to_arrow_table()
