@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from manifest_exchange.paxlst.segments import (
     PERSON_LISTS,
@@ -112,3 +113,8 @@ def test_segment_heads_agree_with_the_string_kernels() -> None:
         expected = pc.starts_with(array, prefix).to_numpy(zero_copy_only=False)
         assert (_starts_with(heads, prefix) == expected).all(), prefix
         assert expected.any(), f"no text starts with {prefix!r}: the test proves nothing"
+
+
+def test_a_field_prefix_longer_than_a_segment_head_is_refused() -> None:
+    with pytest.raises(ValueError, match="longer than the 8 bytes"):
+        _packed(f"RFF{ELEMENT}ABCDE{COMPONENT}")

@@ -122,7 +122,8 @@ _ASCII_UPPER[ord("a") : ord("z") + 1] -= ord("a") - ord("A")
 def _packed(text: str) -> int:
     """Text packed as :meth:`_Pieces.heads` packs a segment's first bytes."""
     data = text.encode("ascii")
-    assert len(data) <= _HEAD_BYTES, f"{text!r} is longer than a segment head"
+    if len(data) > _HEAD_BYTES:
+        raise ValueError(f"{text!r} is longer than the {_HEAD_BYTES} bytes of a segment head")
     return int.from_bytes(data, "little")
 
 
