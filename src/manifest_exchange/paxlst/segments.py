@@ -24,8 +24,8 @@ from manifest_exchange.paxlst.syntax import COMPONENT, ELEMENT, TERMINATOR
 
 GROUP_HEADER, GROUP_PERSON, GROUP_TRAILER = 1, 2, 3
 GROUP_KINDS = {GROUP_HEADER: "header", GROUP_PERSON: "person", GROUP_TRAILER: "trailer"}
-_TRAILER_TAGS = pa.array(["CNT", "UNT", "UNB", "UNG", "UNE", "UNZ"])
-_NOT_PAYLOAD = pa.array(["UNH", "UNT", "UNB", "UNG", "UNE", "UNZ"])
+_TRAILER_TAGS = ("CNT", "UNT", "UNB", "UNG", "UNE", "UNZ")
+_NOT_PAYLOAD = ("UNH", "UNT", "UNB", "UNG", "UNE", "UNZ")
 _PERSON_START = f"^NAD *{ELEMENT} *(FL|FM|DDU|DDT) *($|{ELEMENT}|{COMPONENT})"
 
 # Person fields: column -> the start of the segment that carries it, in canonical text.
@@ -145,8 +145,8 @@ def _starts_with(heads: np.ndarray, prefix: str) -> np.ndarray:
 
 
 _UNH, _UNT, _TDT, _NAD = (_packed(tag) for tag in ("UNH", "UNT", "TDT", "NAD"))
-_TRAILER_CODES = np.array([_packed(tag) for tag in _TRAILER_TAGS.to_pylist()], np.uint32)
-_NOT_PAYLOAD_CODES = np.array([_packed(tag) for tag in _NOT_PAYLOAD.to_pylist()], np.uint32)
+_TRAILER_CODES = np.array([_packed(tag) for tag in _TRAILER_TAGS], np.uint32)
+_NOT_PAYLOAD_CODES = np.array([_packed(tag) for tag in _NOT_PAYLOAD], np.uint32)
 
 
 @dataclass(frozen=True)
