@@ -311,8 +311,10 @@ def _run_exchange(
         result = write_report(
             context,
             docs,
-            totals,
-            discovery=discovery,
+            # Quoted: Prefect walks a task's arguments twice looking for futures, and the
+            # discovery's 14,248 candidates and the totals' flights took a second at 1M.
+            quote(totals),
+            discovery=quote(discovery),
             claims=quote(claims),
             recovered_drops=recovered,
             timings=stages.timings,

@@ -10,7 +10,14 @@ import botocore.exceptions
 import pytest
 
 from manifest_exchange.config import S3Settings
-from manifest_exchange.storage.s3 import S3Client, exists, make_client, put_bytes, sha256_b64
+from manifest_exchange.storage.s3 import (
+    S3Client,
+    exists,
+    make_client,
+    put_bytes,
+    put_many,
+    sha256_b64,
+)
 from manifest_exchange.storage.stack import (
     BUCKETS,
     IDENTITY_ACTIONS,
@@ -243,6 +250,30 @@ def test_the_store_checks_sha256_on_upload(embedded_stack: EmbeddedStack) -> Non
     put_bytes(pipeline, STATE_BUCKET, "good", b"payload")
     head = pipeline.head_object(Bucket=STATE_BUCKET, Key="good", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == sha256_b64(b"payload")
+
+
+def test_many_uploads_at_once_keep_each_objects_content_type(
+    embedded_stack: EmbeddedStack,
+) -> None:
+    pipeline = embedded_stack.client("pipeline")
+    items = [(f"put-many/{name}", name.encode()) for name in ("index.html", "site.css", "raw.bin")]
+    types = {".html": "text/html", ".css": "text/css"}
+
+    put_many(
+        pipeline,
+        STATE_BUCKET,
+        items,
+        content_type=lambda key: types.get(key[key.rindex(".") :], "application/octet-stream"),
+    )
+
+    stored = {
+        key: pipeline.head_object(Bucket=STATE_BUCKET, Key=key)["ContentType"] for key, _ in items
+    }
+    assert stored == {
+        "put-many/index.html": "text/html",
+        "put-many/site.css": "text/css",
+        "put-many/raw.bin": "application/octet-stream",
+    }
 
 
 def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -331,16 +331,19 @@ def put_many(
     items: list[tuple[str, bytes]],
     *,
     concurrency: int = 16,
-    content_type: str = "application/octet-stream",
+    content_type: str | Callable[[str], str] = "application/octet-stream",
 ) -> None:
-    """Upload ``(key, data)`` pairs concurrently with checksums."""
+    """Upload ``(key, data)`` pairs concurrently with checksums.
+
+    ``content_type`` is one type for every object, or a function of the key.
+    """
+    type_of = content_type if callable(content_type) else lambda _: content_type
+
+    def put(item: tuple[str, bytes]) -> None:
+        put_bytes(client, bucket, item[0], item[1], content_type=type_of(item[0]))
+
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(
-            pool.map(
-                lambda kv: put_bytes(client, bucket, kv[0], kv[1], content_type=content_type),
-                items,
-            )
-        )
+        list(pool.map(put, items))
 
 
 # Error codes S3-compatible stores answer when they are overloaded or briefly unavailable.
