@@ -5,8 +5,10 @@
 -- record is published again under a higher manifest_revision than the partner already has.
 -- Inputs: exchange_travellers, traveller_issues, list_issues, message_issues,
 -- published_records.
--- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow, a fifth of
--- the cost of an ORDER BY here (DuckDB's sort carries every column of these wide rows).
+-- One row per traveller with person_id, its record_id (changed where it matched a published
+-- person) and the columns this step adds: transform.exchange_outcomes puts them beside the
+-- travellers' own columns in Arrow, so the wide rows are not copied through DuckDB and back.
+-- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
 with
 
 -- A traveller whose record the partner does not have, but whose name and birth date on the
@@ -28,13 +30,20 @@ published_ids as (
 
 travellers as (
     select
-        incoming.* replace (
-            case
-                when published_ids.record_id is null
-                    then coalesce(published_people.record_id, incoming.record_id)
-                else incoming.record_id
-            end as record_id
-        )
+        incoming.person_id,
+        incoming.message_id,
+        incoming.list_key,
+        incoming.message_seq,
+        incoming.receive_order,
+        incoming.transaction_revision,
+        incoming.content_sha256,
+        incoming.stage_reasons,
+        incoming.stage_outcome,
+        case
+            when published_ids.record_id is null
+                then coalesce(published_people.record_id, incoming.record_id)
+            else incoming.record_id
+        end as record_id
     from exchange_travellers as incoming
     left join published_ids on incoming.record_id = published_ids.record_id
     left join published_people on incoming.person_key = published_people.person_key
@@ -145,7 +154,11 @@ decided as (
 
 final as (
     select
-        checked.*,
+        checked.person_id,
+        checked.record_id,
+        checked.checked_reasons,
+        checked.checked_outcome,
+        checked.dq_flags,
         case
             when checked.checked_outcome is not null then checked.checked_outcome
             when decided.duplicate_reasons is not null then 'duplicate'

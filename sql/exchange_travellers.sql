@@ -3,8 +3,10 @@
 -- quarantined, exact resend) and the derived columns the traveller suite checks.
 -- Inputs: parsed_persons, exchange_messages, message_issues.
 -- Parameters: $traveller_types, $excluded_nationalities (lists of codes).
--- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow, a fifth of
--- the cost of an ORDER BY here (DuckDB's sort carries every column of these wide rows).
+-- One row per traveller with person_id and the columns this step adds:
+-- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
+-- the wide rows are not copied through DuckDB and back.
+-- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
 with
 
 persons as (select * from parsed_persons),
@@ -134,7 +136,25 @@ doc_ordinals as (
 
 final as (
     select
-        keyed.*,
+        keyed.person_id,
+        keyed.message_id,
+        keyed.list_key,
+        keyed.flight_key,
+        keyed.message_function,
+        keyed.sched_departure_utc,
+        keyed.receive_order,
+        keyed.received_at,
+        keyed.source_sha256,
+        keyed.source_format,
+        keyed.is_resend,
+        keyed.is_in_scope_flight,
+        keyed.is_flight_known,
+        keyed.message_reasons,
+        keyed.traveller_type,
+        keyed.doc_match_input,
+        keyed.person_doc,
+        keyed.traveller_key,
+        keyed.stage_reasons,
         substr(sha256(flight_key || '|' || traveller_key), 1, 32) as record_id,
         -- The person on the flight whatever the document: lets a later run match an airport
         -- export with another document to the record already published (exchange_outcomes).

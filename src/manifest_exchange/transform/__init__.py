@@ -23,7 +23,7 @@ from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey
 from manifest_exchange.paths import read_sql_with_parameters
 from manifest_exchange.reference import airports_arrow
-from manifest_exchange.tables import sorted_by
+from manifest_exchange.tables import sorted_by, with_columns_of
 
 ISSUES_SCHEMA = pa.schema(
     [("row_id", pa.string()), ("check_name", pa.string()), ("severity", pa.string())]
@@ -89,7 +89,7 @@ def exchange_travellers(
     persons: pa.Table, messages: pa.Table, message_issues: pa.Table, agreement: Agreement
 ) -> pa.Table:
     """Travellers with v1 values, record ids, first outcomes and the suite's columns."""
-    return run_sql(
+    added = run_sql(
         "exchange_travellers",
         {
             "parsed_persons": persons,
@@ -102,6 +102,7 @@ def exchange_travellers(
         },
         order_by=["person_id"],
     )
+    return with_columns_of(persons, added, "person_id")
 
 
 def exchange_lists(messages: pa.Table, travellers: pa.Table) -> pa.Table:
@@ -126,7 +127,8 @@ def exchange_outcomes(
     tables = {"exchange_travellers": travellers, "published_records": published_records}
     for name in ("message_issues", "traveller_issues", "list_issues"):
         tables[name] = issues.get(name, empty_issues())
-    return run_sql("exchange_outcomes", tables, order_by=["person_id"])
+    decided = run_sql("exchange_outcomes", tables, order_by=["person_id"])
+    return with_columns_of(travellers, decided, "person_id")
 
 
 def exchange_records(
