@@ -3,7 +3,8 @@
 -- quarantined, exact resend) and the derived columns the traveller suite checks.
 -- Inputs: parsed_persons, exchange_messages, message_issues.
 -- Parameters: $traveller_types, $excluded_nationalities (lists of codes).
--- One row per traveller with person_id and the columns this step adds:
+-- One row per traveller with person_id and the columns this step adds for later steps (the
+-- working columns stay here: traveller_key holds a document number or a name):
 -- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
 -- the wide rows are not copied through DuckDB and back.
 -- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
@@ -147,13 +148,8 @@ final as (
         keyed.source_sha256,
         keyed.source_format,
         keyed.is_resend,
-        keyed.is_in_scope_flight,
-        keyed.is_flight_known,
-        keyed.message_reasons,
         keyed.traveller_type,
         keyed.doc_match_input,
-        keyed.person_doc,
-        keyed.traveller_key,
         keyed.stage_reasons,
         substr(sha256(flight_key || '|' || traveller_key), 1, 32) as record_id,
         -- The person on the flight whatever the document: lets a later run match an airport

@@ -10,9 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from manifest_exchange import quality
+from manifest_exchange import quality, sql_session
 from manifest_exchange.quality import Suite, SuiteError, Validator, load_suite
-from manifest_exchange.quality import failures as failures_module
 from manifest_exchange.quality.failures import CountMismatchError, find_failures
 
 ROWS = 600
@@ -107,12 +106,12 @@ def test_a_macro_that_drifts_from_gx_fails_the_batch(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A between macro that forgets its upper bound counts fewer failures than GX."""
-    original = failures_module.read_sql
+    original = sql_session.read_sql
 
     def drifted(name: str) -> str:
         return original(name).replace("value < min_value or value > max_value", "value < min_value")
 
-    monkeypatch.setattr(failures_module, "read_sql", drifted)
+    monkeypatch.setattr(sql_session, "read_sql", drifted)
     validator = Validator(tmp_path, data_docs=False)
     travellers = load_suite("paxlst_travellers")
     table = _random_rows(travellers, validator.parameters, seed=3)

@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from manifest_exchange.paths import read_sql
+from manifest_exchange.sql_session import arrow_session
 
 # sql/<MACROS>.sql: one macro per supported expectation type.
 MACROS = "macro_expectations"
@@ -100,10 +99,7 @@ def find_failures(
         where failed
         order by expectation, row_key
     """  # noqa: S608 - identifiers are quoted, values are bound
-    # One thread, as transform.run_sql: batches already keep the cores busy.
-    with duckdb.connect(config={"threads": 1}) as connection:
-        connection.execute(read_sql(MACROS))
-        connection.register("suite_rows", table)
+    with arrow_session({"suite_rows": table}, macros=(MACROS,)) as connection:
         found = connection.execute(sql, values).to_arrow_table()
     checks = [expectation["meta"]["check"] for expectation in expectations]
     row_ids: dict[str, list[str]] = {}

@@ -119,8 +119,12 @@ def check_batch(
         lists = transform.exchange_lists(messages, travellers)
     with _timed(timings, "validate"):
         # Travellers already settled (out of scope, in a quarantined message) are not validated.
-        candidates = travellers.filter(pc.is_null(travellers["stage_outcome"]))
-        traveller_result = validator.validate(quality.load_suite("paxlst_travellers"), candidates)
+        # Only the suite's columns are filtered: the wide rows would be copied for nothing.
+        traveller_suite = quality.load_suite("paxlst_travellers")
+        candidates = travellers.select(traveller_suite.columns).filter(
+            pc.is_null(travellers["stage_outcome"])
+        )
+        traveller_result = validator.validate(traveller_suite, candidates)
         list_result = validator.validate(quality.load_suite("paxlst_lists"), lists)
     results = {r.suite: r for r in (message_result, traveller_result, list_result)}
     return CheckedBatch(

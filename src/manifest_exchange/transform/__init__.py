@@ -1,8 +1,10 @@
 """Exchange v1 in DuckDB: scope, resends, revisions, record ids and outcomes (SQL in ``sql/``).
 
-Each step runs one SQL file over Arrow tables in a fresh in-process DuckDB connection and
-returns an Arrow table, so the steps hand each other data, not connections, and the flow can
-put validation between them:
+Each step runs one SQL file over Arrow tables (registered on the thread's DuckDB connection
+for that statement only, :mod:`manifest_exchange.sql_session`) and returns an Arrow table, so
+the steps hand each other data, not connections, and the flow can put validation between them.
+The wide steps return only the columns they add; Arrow puts them beside the rows they were
+given (:func:`manifest_exchange.tables.with_columns_of`):
 
 ``exchange_messages`` -> (message suite) -> ``exchange_travellers`` -> ``exchange_lists`` ->
 (traveller and list suites) -> ``exchange_outcomes`` -> ``exchange_records`` and
@@ -16,13 +18,13 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-import duckdb
 import pyarrow as pa
 
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey
 from manifest_exchange.paths import read_sql_with_parameters
 from manifest_exchange.reference import airports_arrow
+from manifest_exchange.sql_session import arrow_session
 from manifest_exchange.tables import sorted_by, with_columns_of
 
 ISSUES_SCHEMA = pa.schema(
@@ -59,12 +61,7 @@ def run_sql(
     the statements whose wide results are sorted this way say so in their header.
     """
     sql, wanted = read_sql_with_parameters(name, parameters or {})
-    # One DuckDB thread: a run checks two batches at once beside the thread that publishes,
-    # so the cores are busy already, and a second thread per query cost more CPU than it
-    # saved (exchange_travellers on 61,000 travellers: 0.70 CPU seconds on two, 0.51 on one).
-    with duckdb.connect(config={"threads": 1}) as connection:
-        for table_name, table in tables.items():
-            connection.register(table_name, table)
+    with arrow_session(tables) as connection:
         result = connection.execute(sql, wanted or None).to_arrow_table()
     return sorted_by(result, order_by)
 
