@@ -4,6 +4,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from manifest_exchange import sql_session
 from manifest_exchange.sql_session import arrow_session
 
 
@@ -26,3 +27,19 @@ def test_the_database_is_closed_after_the_block_even_when_a_statement_fails() ->
         c.execute("select no_such_column from numbers")
     with pytest.raises(duckdb.ConnectionException):
         c.execute("select 1")
+
+
+def test_a_threads_database_serves_a_few_statements_then_is_replaced() -> None:
+    """Reused for STATEMENTS_PER_DATABASE statements (what it keeps is bounded by them)."""
+    marker = "create or replace table session_marker as select 1 as n"
+    with arrow_session({}) as connection:
+        connection.execute(marker)
+    survived = 0
+    for _ in range(sql_session.STATEMENTS_PER_DATABASE + 1):
+        with arrow_session({}) as connection:
+            found = connection.execute(
+                "select count(*) from information_schema.tables where table_name = 'session_marker'"
+            ).fetchone()
+            survived += found == (1,)
+    # The marker lives as long as its database: some statements saw it, later ones did not.
+    assert 0 < survived < sql_session.STATEMENTS_PER_DATABASE + 1
