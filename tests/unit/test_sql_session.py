@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import pyarrow as pa
 import pytest
@@ -29,17 +31,22 @@ def test_the_database_is_closed_after_the_block_even_when_a_statement_fails() ->
         c.execute("select 1")
 
 
-def test_a_threads_database_serves_a_few_statements_then_is_replaced() -> None:
+def test_a_threads_database_serves_a_few_statements_then_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Reused for STATEMENTS_PER_DATABASE statements (what it keeps is bounded by them)."""
-    marker = "create or replace table session_marker as select 1 as n"
+    # Start from a new database, whatever earlier tests ran on this thread.
+    monkeypatch.setattr(sql_session, "_local", threading.local())
     with arrow_session({}) as connection:
-        connection.execute(marker)
-    survived = 0
-    for _ in range(sql_session.STATEMENTS_PER_DATABASE + 1):
+        connection.execute("create table session_marker as select 1 as n")
+    seen = []
+    for _ in range(sql_session.STATEMENTS_PER_DATABASE):
         with arrow_session({}) as connection:
             found = connection.execute(
                 "select count(*) from information_schema.tables where table_name = 'session_marker'"
             ).fetchone()
-            survived += found == (1,)
-    # The marker lives as long as its database: some statements saw it, later ones did not.
-    assert 0 < survived < sql_session.STATEMENTS_PER_DATABASE + 1
+            seen.append(found == (1,))
+    # The marker lives as long as its database: the statements after it in the same one see
+    # it, the first statement of the next database does not.
+    reused = sql_session.STATEMENTS_PER_DATABASE - 1
+    assert seen == [True] * reused + [False]
