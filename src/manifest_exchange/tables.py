@@ -46,10 +46,11 @@ def with_columns_of(base: pa.Table, added: pa.Table, key: str) -> pa.Table:
     ``added``'s columns: a column ``base`` has already is replaced where it stands, the others
     are appended in ``added``'s order.
 
-    The transform's SQL returns only the columns a step adds and puts them beside the wide
-    columns it was given here, in Arrow: those are not copied through DuckDB and back (most of
-    ``exchange_outcomes``'s cost on a batch, measured). Rows of ``base`` that ``added`` lacks
-    are left out, as an inner join would; a key of ``added`` missing in ``base`` is an error.
+    The transform's wide steps return only the columns they add from SQL, and this puts them
+    beside the rows the step was given, so those rows are not copied through DuckDB and back
+    (most of ``exchange_outcomes``'s cost on a batch, measured). Rows of ``base`` that
+    ``added`` lacks are left out, as an inner join would; a key of ``added`` missing in
+    ``base`` is an error.
     """
     positions = pc.index_in(added.column(key), value_set=base.column(key))
     if positions.null_count:

@@ -21,7 +21,7 @@ def test_tables_and_macros_are_there_for_the_block_only() -> None:
         connection.execute("select * from numbers")
 
 
-def test_the_database_is_closed_after_the_block_even_when_a_statement_fails() -> None:
+def test_the_cursor_is_closed_after_the_block_even_when_a_statement_fails() -> None:
     with (
         pytest.raises(duckdb.BinderException),
         arrow_session({"numbers": pa.table({"n": [1]})}) as c,

@@ -1,8 +1,9 @@
 """Exchange v1 in DuckDB: scope, resends, revisions, record ids and outcomes (SQL in ``sql/``).
 
-Each step runs one SQL file over Arrow tables (registered on the thread's DuckDB connection
-for that statement only, :mod:`manifest_exchange.sql_session`) and returns an Arrow table, so
-the steps hand each other data, not connections, and the flow can put validation between them.
+Each step runs one SQL file over Arrow tables (registered on a cursor of the thread's DuckDB
+database for that statement only, :mod:`manifest_exchange.sql_session`) and returns an Arrow
+table, so the steps hand each other data, not connections, and the flow can put validation
+between them.
 The wide steps return only the columns they add; Arrow puts them beside the rows they were
 given (:func:`manifest_exchange.tables.with_columns_of`):
 
