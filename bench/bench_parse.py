@@ -24,7 +24,13 @@ from pathlib import Path
 
 from manifest_exchange import airport_csv
 from manifest_exchange.generate.paxlst import GeneratorOptions, generate_day
-from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject, batches
+from manifest_exchange.paxlst.parser import (
+    ParseResult,
+    PaxlstParser,
+    SourceObject,
+    batch_bytes_for,
+    batches,
+)
 
 RESULTS = Path(__file__).parent / "results"
 PERSON_PARTIES = {"FL", "FM", "DDU", "DDT"}
@@ -62,7 +68,9 @@ def pydifact_persons(data: bytes) -> list[dict[str, object]]:
 def _time_ours(parser: PaxlstParser, sources: list[SourceObject]) -> tuple[int, float]:
     persons = 0
     started = time.perf_counter()
-    for result in parser.parse_batches(batches(sources)):
+    # Cut as a run cuts its batch (``ingest.read_manifests``): evenly over the workers.
+    batch_bytes = batch_bytes_for([len(s.data) for s in sources], parser.workers)
+    for result in parser.parse_batches(batches(sources, batch_bytes)):
         persons += result.persons.num_rows
     return persons, time.perf_counter() - started
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject
+from manifest_exchange.paxlst.parser import (
+    BATCH_BYTES,
+    ParseResult,
+    PaxlstParser,
+    SourceObject,
+    batch_bytes_for,
+    batches,
+)
 
 GTAS = Path(__file__).parent.parent / "fixtures" / "gtas"
 
@@ -326,3 +333,33 @@ def test_gtas_multi_leg_flight_uses_the_marked_legs(parser: PaxlstParser) -> Non
         ("JFK", "CDG", "0827")
     }
     assert {r["nationality"] for r in rows} == {"FRA", "ESP"}
+
+
+def _objects(sizes: list[int]) -> list[SourceObject]:
+    return [SourceObject(f"o{i}", b"x" * size) for i, size in enumerate(sizes)]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "workers", "expected_batches"),
+    [
+        ([13_000] * 1_399, 2, 4),  # 18 MB: two rounds of two, not 8 + 8 + 2 MB
+        ([12_500] * 830, 2, 2),  # a run's 10 MB batch: 5 + 5 MB, not 8 + 2
+        ([12_500] * 830, 4, 4),
+        ([300_000, 10_000, 10_000], 2, 1),  # one object outweighs the rest: no cut helps
+        ([13_000], 2, 1),
+    ],
+)
+def test_batches_are_cut_so_that_every_worker_has_one_in_the_last_round(
+    sizes: list[int], workers: int, expected_batches: int
+) -> None:
+    size = batch_bytes_for(sizes, workers)
+    cut = list(batches(_objects(sizes), size))
+    assert len(cut) == expected_batches
+    assert [o.key for batch in cut for o in batch] == [f"o{i}" for i in range(len(sizes))]
+    assert max(sum(len(o.data) for o in batch) for batch in cut) <= BATCH_BYTES
+
+
+def test_batch_size_never_exceeds_the_limit_and_falls_back_to_it() -> None:
+    assert batch_bytes_for([], 2) == BATCH_BYTES
+    assert batch_bytes_for([7 * 1024 * 1024, 7 * 1024 * 1024], 2) == BATCH_BYTES
+    assert batch_bytes_for([1_000] * 100_000, 2, max_bytes=4_000_000) <= 4_000_000

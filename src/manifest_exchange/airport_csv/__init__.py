@@ -16,7 +16,6 @@ SQL, in order: ``stg_airport_csv_rows`` (per header layout) -> ``stg_airport_csv
 from __future__ import annotations
 
 import codecs
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import duckdb
 import fsspec
 import pyarrow as pa
 
+from manifest_exchange.digests import sha256_hex
 from manifest_exchange.paths import read_sql
 from manifest_exchange.paxlst.parser import ParseResult, SourceObject, with_keys
 from manifest_exchange.reference import countries_arrow
@@ -142,7 +142,7 @@ def read_exports(sources: Sequence[SourceObject], like: ParseResult) -> ParseRes
             "object_id": pa.array(range(len(payloads)), pa.int32()),
             "object_key": keys,
             "bytes": pa.array([len(d) for d in payloads], pa.int64()),
-            "source_sha256": pa.array([hashlib.sha256(d).hexdigest() for d in payloads]),
+            "source_sha256": pa.array([sha256_hex(d) for d in payloads]),
             "encoding": pa.array(["utf-8"] * len(payloads), pa.string()),
             "has_non_ascii": pa.array([not d.isascii() for d in payloads], pa.bool_()),
             "error_code": pa.array(

@@ -21,10 +21,12 @@ import pyarrow.compute as pc
 from manifest_exchange import airport_csv
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.paxlst.parser import (
+    BATCH_BYTES,
     MAX_OBJECT_BYTES,
     ParseResult,
     PaxlstParser,
     SourceObject,
+    batch_bytes_for,
     batches,
 )
 from manifest_exchange.storage.s3 import Downloader
@@ -92,7 +94,11 @@ def read_manifests(
         max_object_bytes=max_object_bytes,
     )
     csv_exports: list[SourceObject] = []
-    results.extend(parser.parse_batches(batches(_paxlst_only(sources, csv_exports))))
+    # Cut by the listed sizes of what will be parsed (unlisted objects: plain 8 MB batches).
+    sizes = [obj.size for obj in objects if obj.size is not None and obj.size <= max_object_bytes]
+    listed = len(sizes) == len(objects)
+    batch_bytes = batch_bytes_for(sizes, parser.workers) if listed and sizes else BATCH_BYTES
+    results.extend(parser.parse_batches(batches(_paxlst_only(sources, csv_exports), batch_bytes)))
     if csv_exports:
         results.append(airport_csv.read_exports(csv_exports, parser.parse([])))
     order = {obj.key: index for index, obj in enumerate(objects)}

@@ -15,7 +15,7 @@ at all (empty, binary) is reported as one error with no message.
 
 from __future__ import annotations
 
-import hashlib
+import math
 import os
 import queue
 from collections import deque
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from manifest_exchange.digests import sha256_hex
 from manifest_exchange.paths import read_sql, read_sql_with_parameters
 from manifest_exchange.paxlst.segments import SplitBatch, split_batch
 from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
@@ -57,6 +58,9 @@ PERSON_ORDER = ("object_id", "segment_position")
 # several times over. A full A380 manifest is about 300 KB, so 64 MiB is ~200 flights in one
 # interchange; anything larger is a loader fault or an attack, and is quarantined whole.
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
+# A batch's SQL and Arrow work peaks at a few times its text; batches of about this size keep
+# a worker's peak near 100-200 MB.
+BATCH_BYTES = 8 * 1024 * 1024
 
 OBJECTS_SCHEMA = pa.schema(
     [
@@ -338,7 +342,7 @@ def prepare(
 
 
 def _sha256(source: SourceObject) -> str | None:
-    return None if source.unfetched_size is not None else hashlib.sha256(source.data).hexdigest()
+    return None if source.unfetched_size is not None else sha256_hex(source.data)
 
 
 def _check_size(source: SourceObject, max_object_bytes: int) -> None:
@@ -356,8 +360,24 @@ def with_keys(table: pa.Table, keys: pa.Array) -> pa.Table:
     return table.add_column(1, "object_key", object_key)
 
 
+def batch_bytes_for(sizes: Sequence[int], workers: int, max_bytes: int = BATCH_BYTES) -> int:
+    """A ``batches`` size for objects of these sizes that keeps ``workers`` busy to the end.
+
+    The objects are cut into a multiple of ``workers`` batches of at most about ``max_bytes``,
+    so the last round is not one worker parsing alone while the others wait: a run's 10 MB
+    batch is parsed as two batches of 5 MB on two workers, not as 8 MB and then 2 MB. One
+    object's size is added because ``batches`` closes a batch before the object that would
+    overflow it; without it, a last sliver would make one batch more.
+    """
+    total = sum(sizes)
+    if total == 0:
+        return max_bytes
+    count = math.ceil(total / (max_bytes * workers)) * workers
+    return min(max_bytes, math.ceil(total / count) + max(sizes))
+
+
 def batches(
-    sources: Iterable[SourceObject], max_bytes: int = 8 * 1024 * 1024
+    sources: Iterable[SourceObject], max_bytes: int = BATCH_BYTES
 ) -> Iterator[list[SourceObject]]:
     """Group objects into batches of about ``max_bytes`` so memory stays bounded."""
     batch: list[SourceObject] = []

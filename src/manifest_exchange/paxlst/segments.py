@@ -13,13 +13,13 @@ message, ``leg_seq`` is 0 outside a flight leg, and every row has a ``group_seq`
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifest_exchange.digests import sha256_hex
 from manifest_exchange.paxlst.syntax import COMPONENT, ELEMENT, TERMINATOR
 
 GROUP_HEADER, GROUP_PERSON, GROUP_TRAILER = 1, 2, 3
@@ -322,7 +322,7 @@ def _payload_hashes(placed: _Placed) -> pa.Table:
         pa.LargeListArray.from_arrays(pa.array(offsets), values),
         pa.scalar(TERMINATOR, pa.large_string()),
     )
-    hashes = [hashlib.sha256(value.as_buffer()).hexdigest() for value in joined]
+    hashes = [sha256_hex(value.as_buffer()) for value in joined]
     return pa.table(
         {
             "message_seq": pa.array(messages[boundary], pa.int64()),
