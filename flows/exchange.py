@@ -227,6 +227,7 @@ def _run_exchange(
     run_started = time.perf_counter()
     stages = _Stages()
     task_runner = batch_task_runner(runner, dask_address)  # fails early on bad options
+    batches.warm_up(context.s3, context.agreement, checks_here=runner == "threads")
     with stages.stage("recover"):
         recovered = recover_interrupted_drops(context)
     with stages.stage("discover"):
@@ -236,8 +237,7 @@ def _run_exchange(
     stages.plan(len(plan))
     claims_by_key = {claim.source.key: claim for claim in claims}
     totals = RunTotals()
-    # Made at the first batch's results, not before the first batch is submitted: importing
-    # GX takes seconds, and by then the batch's own validation has paid for it.
+    # Made at the first batch's results: GX is imported by then (``batches.warm_up``).
     docs: quality.Validator | None = None
     record_index = context.publisher.record_index()
 

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from manifest_exchange.paths import EXPECTATIONS_DIR
+from manifest_exchange.quality import gx_memo
 from manifest_exchange.quality.failures import (
     Failures,
     UnsupportedExpectationError,
@@ -109,6 +110,11 @@ class SuiteResult:
         return [c["check"] for c in self.checks if not c["success"]]
 
 
+def import_great_expectations() -> None:
+    """Import GX now: about 3 s of one core, mostly holding the GIL (``runs.batches.warm_up``)."""
+    import great_expectations  # noqa: F401
+
+
 class Validator:
     """Runs suites with one GX file context in ``workdir`` so Data Docs can be built.
 
@@ -130,6 +136,7 @@ class Validator:
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
             self._gx = gx
+            self.memoises_configurations = gx_memo.install()
             self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
             self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -160,11 +167,13 @@ class Validator:
             batch_definition, expectation_suite = self._register(suite)
             # A batch validated directly, not through a checkpoint: a checkpoint would also
             # check its definitions for changes and write the result to the worker's disk.
-            validation = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-                expectation_suite,
-                result_format=RESULT_FORMAT,
-                expectation_parameters=self.parameters,
-            )
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            with gx_memo.memoised_configurations():
+                validation = batch.validate(
+                    expectation_suite,
+                    result_format=RESULT_FORMAT,
+                    expectation_parameters=self.parameters,
+                )
         failures = find_failures(
             suite.definition["expectations"], suite.row_id, columns, self.parameters
         )

@@ -11,6 +11,7 @@ its objects had arrived in a run of their own.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +37,8 @@ DEFAULT_BATCH_BYTES = int(DEFAULT_BATCH_MB * 1024 * 1024)
 DEFAULT_BATCH_OBJECTS = 2_000
 # Where batches are checked (``manifest_exchange.orchestration.runners``).
 RUNNERS = ("threads", "dask")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -168,3 +171,32 @@ def _process_validator() -> quality.Validator:
         if _validator is None:
             _validator = quality.Validator(data_docs=False)
         return _validator
+
+
+def warm_up(s3: S3Settings, agreement: Agreement, *, checks_here: bool) -> threading.Thread:
+    """Set up, on a background thread, what the run's first batch would otherwise wait for.
+
+    Importing GX takes about 3 s of one core and holds the GIL for most of it; done at the first
+    batch's validation, it stalls both batches in flight. Started before discovery, which mostly
+    waits on the store, it is done by then. With ``checks_here`` (the threads runner) the
+    process's validator, parser and downloader are made too; otherwise (Dask) the flow's
+    process only needs GX, for Data Docs. A failure is logged and left to the batch, which
+    sets up again and raises it where the run reports it.
+    """
+
+    def set_up() -> None:
+        try:
+            if not checks_here:
+                quality.import_great_expectations()
+                return
+            _downloader(s3)
+            ingest.shared_parser(
+                agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES
+            )
+            _process_validator()
+        except Exception:
+            logger.warning("warming up failed; the first batch sets up again", exc_info=True)
+
+    thread = threading.Thread(target=set_up, name="warm-up", daemon=True)
+    thread.start()
+    return thread

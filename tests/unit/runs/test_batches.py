@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pyarrow as pa
 import pytest
 
+from manifest_exchange.agreements import load_agreement
+from manifest_exchange.config import S3Settings
 from manifest_exchange.ingest import ObjectToRead
+from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
 from manifest_exchange.quality import SuiteResult
-from manifest_exchange.runs import AccountingError, QualitySummary, check_accounting
+from manifest_exchange.runs import AccountingError, QualitySummary, batches, check_accounting
 from manifest_exchange.runs.batches import plan_batches
 from manifest_exchange.transform import ISSUES_SCHEMA
 
@@ -88,3 +92,52 @@ def test_accounting_that_does_not_add_up_is_refused() -> None:
     assert check_accounting(9, accounting, "batch 0")["published"] == 7
     with pytest.raises(AccountingError, match="batch 3: 10 travellers received but 9"):
         check_accounting(10, accounting, "batch 3")
+
+
+def _settings() -> S3Settings:
+    return S3Settings("http://127.0.0.1:1", "us-east-1", "id", "secret")
+
+
+def test_warm_up_sets_up_what_a_batch_checked_here_would_wait_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[object, ...]] = []
+    monkeypatch.setattr(batches, "_downloader", lambda s3: calls.append(("downloader", s3)))
+    monkeypatch.setattr(
+        batches.ingest, "shared_parser", lambda *route: calls.append(("parser", *route))
+    )
+    monkeypatch.setattr(batches, "_process_validator", lambda: calls.append(("validator",)))
+    monkeypatch.setattr(batches.quality, "import_great_expectations", lambda: calls.append(("gx",)))
+    agreement = load_agreement()
+    settings = _settings()
+
+    batches.warm_up(settings, agreement, checks_here=True).join()
+    assert calls == [
+        ("downloader", settings),
+        ("parser", agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES),
+        ("validator",),
+    ]
+    calls.clear()
+    # Batches checked elsewhere (Dask): the flow's process needs only GX, for Data Docs.
+    batches.warm_up(settings, agreement, checks_here=False).join()
+    assert calls == [("gx",)]
+
+
+def test_a_failed_warm_up_is_logged_and_left_to_the_first_batch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("GX could not start")
+
+    monkeypatch.setattr(batches, "_downloader", lambda s3: None)
+    monkeypatch.setattr(batches.ingest, "shared_parser", lambda *route: None)
+    monkeypatch.setattr(batches.quality, "Validator", lambda **_: broken())
+    monkeypatch.setattr(batches, "_validator", None)
+    with caplog.at_level(logging.WARNING, logger=batches.__name__):
+        batches.warm_up(_settings(), load_agreement(), checks_here=True).join()
+    assert "warming up failed" in caplog.text
+    assert "GX could not start" in caplog.text
+    # Nothing half made is kept: the first batch makes the validator again, and raises there.
+    assert batches._validator is None
+    with pytest.raises(RuntimeError, match="GX could not start"):
+        batches._process_validator()
