@@ -70,6 +70,7 @@ def discover_and_claim(
     context: RunContext,
     landed_from: dt.datetime | None = None,
     landed_until: dt.datetime | None = None,
+    runner: str | None = None,
 ) -> tuple[Discovery, list[Claim]]:
     # One ledger for both steps: claiming re-reads the claim records discovery read, and the
     # ledger keeps their bodies.
@@ -80,6 +81,10 @@ def discover_and_claim(
         landed_from=landed_from,
         landed_until=landed_until,
     )
+    # Something to check: GX is imported while claiming waits on the store. A run that finds
+    # nothing (most scheduled runs) never imports it.
+    if runner is not None and (discovery.candidates or discovery.own_claims):
+        batches.warm_up(context.s3, context.agreement, checks_here=runner == "threads")
     # A retried attempt keeps the claims its earlier attempt made.
     claims = discovery.own_claims + ledger.claim(discovery, context.run_id)
     get_run_logger().info(
@@ -227,11 +232,10 @@ def _run_exchange(
     run_started = time.perf_counter()
     stages = _Stages()
     task_runner = batch_task_runner(runner, dask_address)  # fails early on bad options
-    batches.warm_up(context.s3, context.agreement, checks_here=runner == "threads")
     with stages.stage("recover"):
         recovered = recover_interrupted_drops(context)
     with stages.stage("discover"):
-        discovery, claims = discover_and_claim(context, landed_from, landed_until)
+        discovery, claims = discover_and_claim(context, landed_from, landed_until, runner)
     plan = batches.plan_batches(runs.objects_to_read(claims), int(batch_mb * 1024 * 1024))
     get_run_logger().info("%d claimed objects in %d batches (%s)", len(claims), len(plan), runner)
     stages.plan(len(plan))

@@ -22,6 +22,7 @@ from exchange_support import Exchange, expected_outcomes, make_corpus
 from manifest_exchange.generate.paxlst import Corpus
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.reference import airports
+from manifest_exchange.runs import batches as runs_batches
 from manifest_exchange.storage.ledger import PublishLock
 from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
 from manifest_exchange.storage.stack import (
@@ -58,11 +59,23 @@ def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) ->
     assert verified.as_dict()["rows"] == report["published"]
 
 
-def test_rerun_with_nothing_new_publishes_nothing(exchange: Exchange) -> None:
+def test_rerun_with_nothing_new_publishes_nothing(
+    exchange: Exchange, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warm_ups: list[bool] = []
+    warm_up = runs_batches.warm_up
+
+    def recording(*args: Any, checks_here: bool) -> Any:
+        warm_ups.append(checks_here)
+        return warm_up(*args, checks_here=checks_here)
+
+    monkeypatch.setattr(runs_batches, "warm_up", recording)
     exchange.upload(make_corpus(flights=3, seed=12))
     first = exchange.run()
+    assert warm_ups == [True]  # objects to check, on this process's threads
 
     second = exchange.run()
+    assert warm_ups == [True]  # nothing new: GX is not even imported for it
 
     assert first["drop_ids"]
     assert second["drop_ids"] == []

@@ -177,11 +177,11 @@ def warm_up(s3: S3Settings, agreement: Agreement, *, checks_here: bool) -> threa
     """Set up, on a background thread, what the run's first batch would otherwise wait for.
 
     Importing GX takes about 3 s of one core and holds the GIL for most of it; done at the first
-    batch's validation, it stalls both batches in flight. Started before discovery, which mostly
-    waits on the store, it is done by then. With ``checks_here`` (the threads runner) the
-    process's validator, parser and downloader are made too; otherwise (Dask) the flow's
-    process only needs GX, for Data Docs. A failure is logged and left to the batch, which
-    sets up again and raises it where the run reports it.
+    batch's validation, it stalls both batches in flight. Started once discovery has found
+    something to check, it runs while claiming and the first fetches wait on the store. With
+    ``checks_here`` (the threads runner) the process's validator, parser and downloader are
+    made too; otherwise (Dask) the flow's process only needs GX, for Data Docs. A failure is
+    logged and left to the batch, which sets up again and raises it where the run reports it.
     """
 
     def set_up() -> None:
