@@ -95,9 +95,11 @@ def read_manifests(
     )
     csv_exports: list[SourceObject] = []
     # Cut by the listed sizes of what will be parsed (unlisted objects: plain 8 MB batches).
-    sizes = [obj.size for obj in objects if obj.size is not None and obj.size <= max_object_bytes]
-    listed = len(sizes) == len(objects)
-    batch_bytes = batch_bytes_for(sizes, parser.workers) if listed and sizes else BATCH_BYTES
+    listed = [obj.size for obj in objects if obj.size is not None]
+    sizes = [size for size in listed if size <= max_object_bytes]
+    batch_bytes = BATCH_BYTES
+    if len(listed) == len(objects):
+        batch_bytes = batch_bytes_for(sizes, parser.workers)
     results.extend(parser.parse_batches(batches(_paxlst_only(sources, csv_exports), batch_bytes)))
     if csv_exports:
         results.append(airport_csv.read_exports(csv_exports, parser.parse([])))

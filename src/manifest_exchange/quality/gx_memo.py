@@ -2,14 +2,15 @@
 
 GX 1.24 derives ``Expectation.configuration`` anew on every read: the pydantic model is turned
 into a dict, copying every ``value_set`` element by element, and a new configuration is built.
-Working out one validation's metrics reads it about 90 times per expectation (1,380 times for
-the 15-expectation traveller suite), and that was more than half of GX's time: the traveller
-suite on 100 rows took 0.14-0.22 s, 0.08-0.09 s with each configuration made once.
+One validation of the 15-expectation traveller suite read it 1,380 times, on 165 expectation
+objects (the suite's 15 and 150 that GX makes to work with), and that was more than half of
+GX's time: the suite on 100 rows took 0.14-0.22 s, 0.08-0.09 s with each configuration made
+about once.
 
 While :func:`memoised_configurations` is active, the second read of an expectation object's
 configuration is kept (with the object, so its id is not reused) and later reads return it.
 The first is not: GX substitutes suite parameters into the suite's configurations in place,
-and it reads each of those once. The objects GX then works with are read about 90 times each;
+and it reads each of those once. Its working objects are read about nine times each, and
 neither they nor the configurations kept for them change during the validation, so every read
 returns what GX would have derived (``tests/unit/test_quality_gx_memo.py`` checks this on the
 suites). The memo is dropped when the validation ends, and the property is replaced only for
