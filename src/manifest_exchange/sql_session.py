@@ -8,9 +8,8 @@ the whole run, one database per thread made the 1M run much faster but held abou
 and is then closed, which bounds what it can hold. Measured at 1M against a database per
 statement (same round): 4 statements, 49.4 s against 57.1 s, peak 1,741 MB against 1,384 MB; 8
 statements gained about as much (49.5 s against 53.1 s) but peaked at 1,985 MB, too near the
-2 GB target. Each statement
-gets a cursor of its own, closed after it: a connection keeps its last result and, through it,
-the tables that statement read.
+2 GB target. Each statement gets a cursor of its own, closed after it: a connection keeps its
+last result and, through it, the tables that statement read.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Each step runs one SQL file over Arrow tables (registered on a cursor of the thread's DuckDB
 database for that statement only, :mod:`manifest_exchange.sql_session`) and returns an Arrow
 table, so the steps hand each other data, not connections, and the flow can put validation
-between them.
-The wide steps return only the columns they add; Arrow puts them beside the rows they were
-given (:func:`manifest_exchange.tables.with_columns_of`):
+between them. The wide steps return only the columns they add; Arrow puts them beside the rows
+they were given (:func:`manifest_exchange.tables.with_columns_of`):
 
 ``exchange_messages`` -> (message suite) -> ``exchange_travellers`` -> ``exchange_lists`` ->
 (traveller and list suites) -> ``exchange_outcomes`` -> ``exchange_records`` and
