@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from manifest_exchange.transform import doc_match_hmacs
+import random
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from manifest_exchange.transform import doc_match_hmacs, document_shapes
 
 # RFC 4231, test case 2: HMAC-SHA256 with key "Jefe".
 RFC_4231_KEY = b"Jefe"
@@ -18,3 +24,38 @@ def test_doc_match_hmacs_are_hmac_sha256_in_hex_one_per_input() -> None:
     assert digests[1] is None
     assert digests[2] != digests[3]
     assert doc_match_hmacs(RFC_4231_KEY, ["P|TWN|A12345678"]) == [digests[2]]
+
+
+def _document_numbers() -> list[str | None]:
+    rng = random.Random(11)
+    alphabet = "AZMaz09 -<.ÄÉßΩ日本" + "\u00a0"
+    numbers: list[str | None] = ["", None, "A12345678", "p-1234<<", "ÄB9", "日本12"]
+    numbers += ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(2000)]
+    return numbers
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_document_shapes_are_what_sql_translate_gives(kind: pa.DataType) -> None:
+    """Capitals to A, digits to 9, everything else (lower case, other scripts) kept."""
+    numbers = _document_numbers()
+    expected = [
+        row[0]
+        for row in duckdb.execute(
+            "select translate(n, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789', "
+            "'AAAAAAAAAAAAAAAAAAAAAAAAAA9999999999') from unnest(?) with ordinality as t(n, i) "
+            "order by i",
+            [numbers],
+        ).fetchall()
+    ]
+    # Chunks that are slices, so values start past their buffers' first byte.
+    whole = pa.array(["padding", *numbers, "padding"], kind)
+    chunked = pa.chunked_array([whole.slice(1, 700), whole.slice(701, len(numbers) - 700)])
+    shapes = document_shapes(chunked)
+    assert shapes.type == kind
+    assert shapes.to_pylist() == expected
+    assert shapes.to_pylist()[:6] == ["", None, "A99999999", "p-9999<<", "ÄA9", "日本99"]
+
+
+def test_document_shapes_refuse_what_is_not_text() -> None:
+    with pytest.raises(TypeError, match="must be strings"):
+        document_shapes(pa.chunked_array([pa.array([1, 2])]))

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from manifest_exchange.agreements import Agreement
@@ -99,7 +100,42 @@ def exchange_travellers(
         },
         order_by=["person_id"],
     )
-    return with_columns_of(persons, added, "person_id")
+    travellers = with_columns_of(persons, added, "person_id")
+    # Where the SQL's own derived columns for the suite stand.
+    position = travellers.schema.get_field_index("doc_valid_days_after_departure")
+    shapes = document_shapes(travellers.column("doc_number"))
+    return travellers.add_column(position, "doc_number_shape", shapes)
+
+
+# Each byte of a document number to its shape: letters A, digits 9, the rest as they are.
+_SHAPE_OF_BYTE = np.arange(256, dtype=np.uint8)
+_SHAPE_OF_BYTE[ord("A") : ord("Z") + 1] = ord("A")
+_SHAPE_OF_BYTE[ord("0") : ord("9") + 1] = ord("9")
+
+
+def document_shapes(numbers: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each document number with its ASCII capitals as ``A`` and digits as ``9``; other
+    characters are kept, so the traveller suite can check the number's form without seeing it.
+
+    As SQL's ``translate(doc_number, 'A..Z0..9', 'A..A9..9')``, which took 0.11 of the 0.5
+    CPU seconds of ``exchange_travellers`` on 61,000 travellers; one lookup over the column's
+    bytes takes about a millisecond. A multi-byte UTF-8 character has no ASCII byte, so it
+    comes through unchanged, and the offsets and nulls stay as they are.
+    """
+    if not pa.types.is_string(numbers.type) and not pa.types.is_large_string(numbers.type):
+        raise TypeError(f"document numbers must be strings, not {numbers.type}")
+    chunks = []
+    for chunk in numbers.chunks:
+        validity, offsets, data = chunk.buffers()
+        if data is not None:
+            shaped = _SHAPE_OF_BYTE[np.frombuffer(data, np.uint8)]
+            data = pa.py_buffer(shaped)
+        chunks.append(
+            pa.Array.from_buffers(
+                chunk.type, len(chunk), [validity, offsets, data], offset=chunk.offset
+            )
+        )
+    return pa.chunked_array(chunks, numbers.type)
 
 
 def exchange_lists(messages: pa.Table, travellers: pa.Table) -> pa.Table:
