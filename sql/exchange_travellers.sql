@@ -8,7 +8,8 @@
 -- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
 -- the wide rows are not copied through DuckDB and back.
 -- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
--- doc_number_shape, which the traveller suite checks, is added there too (see below).
+-- doc_number_shape, which the traveller suite checks, is added by transform.exchange_travellers
+-- (see final).
 with
 
 persons as (select * from parsed_persons),
