@@ -32,7 +32,10 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $@
 
+# Prefect creates only the last folder of its home, and the benches import Prefect before
+# anything else has made .local.
 setup: $(VENV)/.synced
+	@mkdir -p "$(PREFECT_HOME)"
 
 demo: setup
 	$(BIN)/manifest-exchange demo
