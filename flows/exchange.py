@@ -2,7 +2,7 @@
 backfill, and ``exchange_partners`` (every agreement of an origin country, one after another).
 
 recover -> discover -> per batch: check (parse, transform, validate; on the task runner) ->
-decide outcomes -> publish -> quarantine -> report. Each task is
+decide outcomes -> publish (drop, then quarantine, then ledger) -> report. Each task is
 a thin wrapper over one package function; the package holds the logic (of it, only
 ``manifest_exchange.orchestration`` knows Prefect). Big tables pass between tasks in memory,
 so tasks neither cache nor persist results, and the flow's own tasks get the big ones in
@@ -42,7 +42,7 @@ from manifest_exchange.orchestration.runners import (
     free_published_batch,
 )
 from manifest_exchange.orchestration.settings import run_settings
-from manifest_exchange.publish import RecordIndex, build_drop, new_drop_id
+from manifest_exchange.publish import RecordIndex, Settlement, build_drop, new_drop_id
 from manifest_exchange.runs import QualitySummary, RunContext, RunTotals, batches
 from manifest_exchange.runs.batches import CheckedBatch
 from manifest_exchange.storage.ledger import Claim, Discovery
@@ -60,7 +60,7 @@ DEFAULT_BATCH_MB = batches.DEFAULT_BATCH_MB
 @task(name="recover-interrupted-drops", timeout_seconds=10 * MINUTE, **STORE_TASK)
 def recover_interrupted_drops(context: RunContext) -> list[str]:
     with context.publish_lock.hold(context.run_id):
-        return context.publisher.recover_staged_drops(
+        return context.publisher.recover_staged_batches(
             lambda outcomes, drop_id: runs.finish_ledger(context.ledger, outcomes, drop_id)
         )
 
@@ -102,16 +102,18 @@ def discover_and_claim(
 @task(name="decide-outcomes", timeout_seconds=15 * MINUTE, **STORE_TASK)
 def decide_outcomes(
     context: RunContext, batch: CheckedBatch, record_index: RecordIndex
-) -> tuple[pa.Table, pa.Table]:
-    """Every traveller's outcome and the batch's accounting (checked before anything is
-    published). Reads the record index, so it runs under the publish lock."""
+) -> tuple[pa.Table, pa.Table, runs.Quarantine]:
+    """Every traveller's outcome, the batch's accounting (checked before anything is
+    published) and its quarantine. Reads the record index, so it runs under the publish
+    lock."""
     published = record_index.for_records(
         batch.travellers["record_id"], batch.travellers["person_key"]
     )
     outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, published)
     accounting = transform.exchange_accounting(outcomes, batch.messages)
     runs.check_accounting(batch.parsed.traveller_count, accounting, f"batch {batch.number}")
-    return outcomes, accounting
+    quarantine = runs.build_quarantine(batch.parsed, outcomes, batch.messages, batch.message_issues)
+    return outcomes, accounting, quarantine
 
 
 @task(name="publish-drop", timeout_seconds=30 * MINUTE, **STORE_TASK)
@@ -119,41 +121,51 @@ def publish_drop(
     context: RunContext,
     outcomes: pa.Table,
     ledger_outcomes: list[dict[str, Any]],
+    quarantine: runs.Quarantine,
     validation: dict[str, Any],
     lock_generation: int,
     published_at: dt.datetime,
     batch_number: int,
 ) -> tuple[str, int] | None:
-    # ``published_at`` is fixed by the flow, so a retried attempt rebuilds the very same drop
+    """Publish the batch's drop (if it has new records), then write its quarantine and
+    ledger outcomes, all through one staging folder (:mod:`manifest_exchange.publish`)."""
+    # ``published_at`` is fixed by the flow, so a retried attempt rebuilds the very same batch
     # under the same id and the publisher carries on where the failed attempt stopped.
+    batch_id = new_drop_id(published_at, context.run_id, batch_number)
     records, index = transform.exchange_records(
         outcomes, context.agreement, context.hmac_key, published_at
     )
-    if records.num_rows == 0:
-        runs.finish_ledger(context.ledger, ledger_outcomes, None)
-        get_run_logger().info("batch %d: nothing new to publish", batch_number)
-        return None
-    drop = build_drop(
-        records,
-        index,
-        drop_id=new_drop_id(published_at, context.run_id, batch_number),
-        agreement=context.agreement.name,
-        schema_version=context.agreement.schema_version,
-        validation=validation,
-        published_at=published_at,
+    drop = None
+    if records.num_rows:
+        drop = build_drop(
+            records,
+            index,
+            drop_id=batch_id,
+            agreement=context.agreement.name,
+            schema_version=context.agreement.schema_version,
+            validation=validation,
+            published_at=published_at,
+        )
+    settlement = Settlement(
+        batch_id=batch_id,
+        drop_id=None if drop is None else drop.drop_id,
+        ledger_outcomes=ledger_outcomes,
+        quarantine_prefix=context.quarantine_folder(batch_number).prefix,
+        quarantine=quarantine.files,
     )
-    drop.ledger_outcomes = ledger_outcomes
 
     def still_holding_lock() -> None:
         if not context.publish_lock.is_held_by(lock_generation):
             raise RuntimeError("the publish lock was taken over; not completing the drop")
 
-    context.publisher.publish(drop, before_success=still_holding_lock)
+    context.publisher.publish(drop, settlement, before_success=still_holding_lock)
     context.publisher.finish(
-        drop.drop_id,
-        ledger_outcomes,
+        settlement,
         lambda outcomes, drop_id: runs.finish_ledger(context.ledger, outcomes, drop_id),
     )
+    if drop is None:
+        get_run_logger().info("batch %d: nothing new to publish", batch_number)
+        return None
     get_run_logger().info(
         "batch %d: published drop %s, %d records in %d files",
         batch_number,
@@ -162,15 +174,6 @@ def publish_drop(
         len(drop.files),
     )
     return drop.drop_id, drop.rows
-
-
-@task(name="write-quarantine", timeout_seconds=10 * MINUTE, **STORE_TASK)
-def write_quarantine(
-    context: RunContext, batch: CheckedBatch, outcomes: pa.Table
-) -> dict[str, int]:
-    return runs.write_quarantine(
-        context, batch.parsed, outcomes, batch.messages, batch.message_issues, batch.number
-    )
 
 
 @task(name="write-report", timeout_seconds=10 * MINUTE, **STORE_TASK)
@@ -258,7 +261,9 @@ def _run_exchange(
         batch_claims = [claims_by_key[obj.key] for obj in batch.objects]
         with context.publish_lock.hold(context.run_id) as generation:
             with stages.stage("decide"):
-                outcomes, accounting = decide_outcomes(context, quote(batch), record_index)
+                outcomes, accounting, quarantine = decide_outcomes(
+                    context, quote(batch), record_index
+                )
                 ledger_outcomes = runs.object_outcomes(
                     batch_claims, batch.parsed, outcomes, batch.messages
                 )
@@ -267,20 +272,19 @@ def _run_exchange(
                     context,
                     outcomes,
                     quote(ledger_outcomes),
+                    quote(quarantine),
                     summary.as_dict(),
                     generation,
                     dt.datetime.now(dt.UTC),
                     batch.number,
                 )
-        with stages.stage("quarantine"):
-            quarantine = write_quarantine(context, quote(batch), outcomes)
         totals.add_batch(
             batch.parsed,
             batch.messages,
             batch.message_issues,
             outcomes,
             accounting,
-            quarantine=quarantine,
+            quarantine=quarantine.counts,
             drop=drop,
         )
         stages.batch_done(batch.number)

@@ -93,3 +93,41 @@ def test_audit_command_exits_non_zero_on_an_unprocessed_old_object(
     assert printed["ok"] is False
     assert len(printed["miscounted_objects"]) == len(late.objects)
     assert all(m["accounted"] == 0 for m in printed["miscounted_objects"])
+
+
+def test_audit_finds_lost_and_doubled_quarantine_records(exchange: Exchange) -> None:
+    exchange.upload(make_corpus(flights=4, seed=56, defect_rate=0.08))
+    report = exchange.run()
+    assert report["quarantined_rows"] > 0, "the corpus must quarantine someone"
+    assert exchange.audit().ok
+    quarantine = S3Location(STATE_BUCKET, f"{exchange.name}/quarantine/{report['run_id']}")
+    travellers = next(
+        info.key
+        for info in iter_objects(exchange.pipeline, quarantine)
+        if info.key.endswith("/travellers.parquet")
+    )
+    data = get_bytes(exchange.pipeline, STATE_BUCKET, travellers)
+    # The same rows under another run: records written twice.
+    doubled = travellers.replace(report["run_id"], "another-run")
+    put_bytes(exchange.pipeline, STATE_BUCKET, doubled, data)
+
+    found = exchange.audit()
+
+    assert not found.ok
+    assert found.quarantine_rows == found.ledger_quarantined == report["quarantined_rows"]
+    assert found.quarantine_mismatches
+    assert all(m["other_runs"] for m in found.quarantine_mismatches)
+
+    # The run's own rows gone: the ledger counts travellers the quarantine does not hold.
+    exchange.pipeline.delete_object(Bucket=STATE_BUCKET, Key=travellers)
+    exchange.pipeline.delete_object(Bucket=STATE_BUCKET, Key=doubled)
+
+    lost = exchange.audit()
+
+    assert not lost.ok
+    assert lost.quarantine_rows == 0
+    assert lost.ledger_quarantined == report["quarantined_rows"]
+    assert (
+        sum(m["ledger_quarantined"] for m in lost.quarantine_mismatches)
+        == (report["quarantined_rows"])
+    )

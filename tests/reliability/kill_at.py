@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import manifest_exchange.publish as publish
-from manifest_exchange import ingest
+from manifest_exchange import ingest, runs
 from manifest_exchange.storage import ledger
 from manifest_exchange.storage.stack import PARTNER_BUCKET
 
@@ -31,6 +31,13 @@ def _kill_after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **
     setattr(owner, name, wrapper)
 
 
+def _kill_before(owner: Any, name: str) -> None:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    setattr(owner, name, wrapper)
+
+
 POINTS: dict[str, Callable[[], None]] = {
     "after-claim": lambda: _kill_after(ledger.Ledger, "claim"),
     "after-parse": lambda: _kill_after(ingest, "read_manifests"),
@@ -42,6 +49,10 @@ POINTS: dict[str, Callable[[], None]] = {
     "before-success": lambda: _kill_after(ledger.PublishLock, "is_held_by"),
     # The drop is complete and in the record index; the ledger has not recorded its objects.
     "after-publish": lambda: _kill_after(publish.DropPublisher, "publish"),
+    # The batch's quarantine is written; its ledger outcomes are not.
+    "before-ledger": lambda: _kill_before(runs, "finish_ledger"),
+    # The ledger has recorded the batch's objects; its staging folder is still there.
+    "after-ledger": lambda: _kill_after(runs, "finish_ledger"),
 }
 
 if __name__ == "__main__":

@@ -11,20 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from exchange_support import Exchange, expected_outcomes, make_corpus
+from exchange_support import FLIGHT_DATE, Exchange, expected_outcomes, make_corpus
 from faulty_proxy import FaultyProxy
-from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.cli import upload_corpus
+from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.storage.s3 import S3Location, iter_objects
-from manifest_exchange.storage.stack import STATE_BUCKET, EmbeddedStack
+from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 
@@ -57,22 +60,32 @@ def _settle(exchange: Exchange, max_runs: int = 6) -> list[str]:
 
 
 def _assert_exactly_once(
-    exchange: Exchange, corpus: Corpus, fault: str, runs: int, partial_seen: int = 0
+    exchange: Exchange,
+    corpora: Corpus | list[Corpus],
+    fault: str,
+    runs: int,
+    partial_seen: int = 0,
 ) -> None:
-    """Audit, compare with ground truth, and print the row of the faults table."""
+    """Audit, compare with ground truth, and print the row of the faults table:
+    fault | runs | travellers in | lost | duplicated | partial drops | quarantine lost."""
     report = exchange.audit(later=dt.timedelta(hours=1))
-    expected = expected_outcomes(corpus)
+    expected: Counter[str] = Counter()
+    for corpus in corpora if isinstance(corpora, list) else [corpora]:
+        expected.update(expected_outcomes(corpus))
     lost = max(0, expected["published"] - report.published_rows) + sum(
         m["travellers"] - m["accounted"] for m in report.miscounted_objects
     )
     duplicated = len(report.duplicate_publications)
+    quarantine_lost = max(0, expected["quarantined_rows"] - report.quarantine_rows)
     print(
         f"\nFAULTS | {fault} | {runs} | {sum(expected.values())} | {lost} | {duplicated} "
-        f"| {partial_seen + len(report.drop_problems)} |"
+        f"| {partial_seen + len(report.drop_problems)} | {quarantine_lost} |"
     )
     assert report.ok, report.as_dict()
     assert report.published_rows == expected["published"]
     assert report.ledger_published == expected["published"]
+    # Every traveller the ledger counts as quarantined has its row with a reason, once.
+    assert report.quarantine_rows == report.ledger_quarantined == expected["quarantined_rows"]
     partner = verify_drops(exchange.stack.client("partner"), exchange.partner)
     assert partner.is_ok
     assert partner.pending == []
@@ -140,14 +153,26 @@ def test_concurrent_runs_publish_each_traveller_once(
     _assert_exactly_once(exchange, corpus, f"{runs} concurrent runs", runs)
 
 
-@pytest.mark.parametrize(
-    "point", ["after-claim", "after-parse", "after-data-files", "before-success", "after-publish"]
-)
+KILL_POINTS = [
+    "after-claim",
+    "after-parse",
+    "after-data-files",
+    "before-success",
+    "after-publish",
+    "before-ledger",
+    "after-ledger",
+]
+# Kills after these leave a complete drop that the partner may already read.
+KILLED_AFTER_SUCCESS = {"after-publish", "before-ledger", "after-ledger"}
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_run_killed_at_a_stage_boundary_is_finished_by_the_next(
     quick_takeover: Exchange, prefect_api: str, point: str, tmp_path: Path
 ) -> None:
     exchange = quick_takeover
-    corpus = make_corpus(flights=4, seed=80)
+    corpus = make_corpus(flights=4, seed=80, defect_rate=0.05, flight_defect_rate=0.0)
+    assert expected_outcomes(corpus)["quarantined_rows"] > 0
     exchange.upload(corpus)
 
     killed = subprocess.run(
@@ -167,7 +192,7 @@ def test_a_run_killed_at_a_stage_boundary_is_finished_by_the_next(
     assert set(runs) == {"ok"}
     _assert_exactly_once(exchange, corpus, f"flow process killed {point}", 1 + len(runs))
     # Only a kill after publishing leaves a complete drop; the next run must not repeat it.
-    assert (visible != []) == (point == "after-publish")
+    assert (visible != []) == (point in KILLED_AFTER_SUCCESS)
 
 
 @pytest.mark.parametrize("moment", ["claimed", "staged"])
@@ -203,3 +228,66 @@ def test_the_store_killed_mid_run_and_restarted(
     outcome = "finished" if run.returncode == 0 else "failed"
     fault = f"store SIGKILLed once {moment}, restarted (that run {outcome})"
     _assert_exactly_once(exchange, corpus, fault, 1 + len(runs))
+
+
+STORM_KILLS = 15
+STORM_SECONDS = 240.0
+
+
+def test_a_kill_storm_with_new_work_for_every_killed_run(
+    quick_takeover: Exchange, prefect_api: str
+) -> None:
+    """Fifteen runs SIGKILLed at random moments, each after a new day of manifests landed, so
+    kills fall mid-work (claiming, parsing, staging, publishing, settling), then runs until
+    everything is settled. Bounded by count and time."""
+    exchange = quick_takeover
+    chance = random.Random(2512)
+    corpora: list[Corpus] = []
+    loader = exchange.stack.client("loader")
+    command = _cli_command(exchange, "-m", "manifest_exchange.cli")
+    env = _cli_env(exchange, prefect_api)
+    claims = S3Location(STATE_BUCKET, f"{exchange.name}/claims")
+    staging = S3Location(STATE_BUCKET, f"{exchange.name}/staging")
+    claim_records = 0
+    mid_work = staged_after_kill = 0
+    started = time.monotonic()
+    for kill in range(STORM_KILLS):
+        if time.monotonic() - started > STORM_SECONDS:
+            break
+        corpus = generate_day(
+            GeneratorOptions(
+                FLIGHT_DATE + dt.timedelta(days=kill),
+                flights=2,
+                seed=300 + kill,
+                defect_rate=0.05,
+                flight_defect_rate=0.0,
+                resend_rate=0.0,
+            )
+        )
+        upload_corpus(
+            corpus, S3Location(SOURCE_BUCKET, exchange.source.key(f"r{kill:02d}")), loader
+        )
+        corpora.append(corpus)
+        run = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        # A run spends its first seconds importing and starting; work follows for a few more.
+        time.sleep(chance.uniform(3.0, 9.0))
+        run.kill()
+        run.wait(timeout=60)
+        # Mid-work: the killed run had claimed objects and left some without an outcome.
+        claimed = sum(1 for _ in iter_objects(exchange.pipeline, claims))
+        unfinished = bool(exchange.audit().not_yet_processed)
+        mid_work += claimed > claim_records and unfinished
+        claim_records = claimed
+        staged_after_kill += any(True for _ in iter_objects(exchange.pipeline, staging))
+
+    kills = len(corpora)
+    assert kills >= 5, f"only {kills} kills within {STORM_SECONDS:.0f} s"
+    assert mid_work >= kills // 3, f"only {mid_work} of {kills} kills landed mid-work"
+    runs = _settle(exchange)
+    fault = (
+        f"kill storm: {kills} runs SIGKILLed, each after new work landed "
+        f"({mid_work} mid-work, {staged_after_kill} left a staged batch)"
+    )
+    _assert_exactly_once(exchange, corpora, fault, kills + len(runs))

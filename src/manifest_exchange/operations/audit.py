@@ -7,10 +7,12 @@ after incidents, fault-injection tests and periodic assurance):
 1. every source object still in the source has exactly one outcome in the ledger, and its
    traveller counts (published + out of scope + duplicate + quarantined) add up to the
    travellers in the object, counted again here from the object's bytes;
-2. every complete drop verifies against its manifest (files, sizes, sha256, rows);
-3. no ``record_id`` + ``manifest_revision`` appears in more than one published row;
-4. the rows in the drops equal the travellers the ledger says were published;
-5. no partner folder lacks ``_SUCCESS`` beyond the grace period (orphans).
+2. every traveller the ledger counts as quarantined has a quarantine row with a reason,
+   written by the run the ledger names, and no run quarantined an object it did not finish;
+3. every complete drop verifies against its manifest (files, sizes, sha256, rows);
+4. no ``record_id`` + ``manifest_revision`` appears in more than one published row;
+5. the rows in the drops equal the travellers the ledger says were published;
+6. no partner folder lacks ``_SUCCESS`` beyond the grace period (orphans).
 
 The report holds object keys, drop ids, record ids and counts: no personal data.
 """
@@ -36,6 +38,7 @@ from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
     get_bytes,
+    get_many,
     iter_objects,
 )
 
@@ -56,6 +59,9 @@ class AuditReport:
     ledger_published: int = 0
     not_yet_processed: list[str] = field(default_factory=list)
     miscounted_objects: list[dict[str, Any]] = field(default_factory=list)
+    ledger_quarantined: int = 0
+    quarantine_rows: int = 0
+    quarantine_mismatches: list[dict[str, Any]] = field(default_factory=list)
     drop_problems: dict[str, list[str]] = field(default_factory=dict)
     duplicate_publications: list[dict[str, Any]] = field(default_factory=list)
     orphan_drops: list[str] = field(default_factory=list)
@@ -64,6 +70,7 @@ class AuditReport:
     def ok(self) -> bool:
         return not (
             self.miscounted_objects
+            or self.quarantine_mismatches
             or self.drop_problems
             or self.duplicate_publications
             or self.orphan_drops
@@ -114,6 +121,7 @@ def audit(
             report.miscounted_objects.append(
                 {"key": info.key, "travellers": counted[info.key], "accounted": accounted}
             )
+    _check_quarantine(client, state, listed, outcomes, report)
 
     version = agreement.schema_version
     verified = verify_drops(client, partner, schema_version=version)
@@ -128,6 +136,72 @@ def audit(
         client, drops_root(partner, version), [d.drop_id for d in verified.drops]
     )
     return report
+
+
+def _check_quarantine(
+    client: S3Client,
+    state: S3Location,
+    listed: list[Any],
+    outcomes: dict[tuple[str, str], dict[str, Any]],
+    report: AuditReport,
+) -> None:
+    """Hold each listed object's quarantined count in the ledger against the quarantine rows
+    with a reason, per run: the finishing run's rows must match, and no other run may have
+    quarantined the object (that would be a record written twice)."""
+    found: dict[str, dict[str, int]] = defaultdict(dict)
+    for (run_id, key), count in _quarantined_per_run_and_object(client, state).items():
+        if count:
+            found[key][run_id] = count
+    for info in listed:
+        done = outcomes.get((info.key, info.etag))
+        finished_by = str(done.get("run_id")) if done else None
+        expected = _count(done, "quarantined") if done else 0
+        report.ledger_quarantined += expected
+        by_run = found.get(info.key, {})
+        rows = by_run.get(finished_by, 0) if finished_by else 0
+        report.quarantine_rows += rows
+        others = {run: count for run, count in by_run.items() if run != finished_by}
+        if rows != expected or others:
+            report.quarantine_mismatches.append(
+                {
+                    "key": info.key,
+                    "run_id": finished_by,
+                    "ledger_quarantined": expected,
+                    "quarantine_rows": rows,
+                    "other_runs": others,
+                }
+            )
+
+
+def _quarantined_per_run_and_object(
+    client: S3Client, state: S3Location
+) -> Counter[tuple[str, str]]:
+    """Travellers in the quarantine with at least one reason, per (run id, object key): rows
+    of ``travellers.parquet`` and the travellers of unreadable messages."""
+    root = S3Location(state.bucket, state.key("quarantine"))
+    wanted = {"travellers.parquet": ["object_key", "reasons"], "messages.parquet": None}
+    keys = [
+        info.key for info in iter_objects(client, root) if info.key.rpartition("/")[2] in wanted
+    ]
+    counts: Counter[tuple[str, str]] = Counter()
+    for key, data in zip(keys, get_many(client, state.bucket, keys), strict=True):
+        run_id = key[len(root.prefix) + 1 :].split("/", 1)[0]
+        name = key.rpartition("/")[2]
+        table = pq.read_table(io.BytesIO(data), columns=wanted[name])
+        if name == "travellers.parquet":
+            reasons = pc.list_value_length(table["reasons"]).fill_null(0)
+            with_reason = table.filter(pc.greater(reasons, 0))
+            counts.update((run_id, k) for k in with_reason["object_key"].to_pylist())
+            continue
+        # Readable messages that failed a check have their travellers in travellers.parquet.
+        unreadable = table.filter(pc.is_valid(table["parse_error"]))
+        for object_key, persons in zip(
+            unreadable["object_key"].to_pylist(),
+            unreadable["person_count"].to_pylist(),
+            strict=True,
+        ):
+            counts[(run_id, object_key)] += int(persons or 0)
+    return counts
 
 
 def _outcomes(done: dict[str, object]) -> list[str]:

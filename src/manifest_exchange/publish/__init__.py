@@ -1,19 +1,25 @@
 """Drops for the partner: Hive-partitioned zstd Parquet, ``manifest.json``, then ``_SUCCESS``.
 
-Publishing is staged so that a crash at any point can be completed by the next run:
+Every batch is settled through a staging folder, so that a crash at any point is completed by
+the next run and nothing the ledger counts can be missing:
 
-1. the whole drop (data files, manifest, record-index rows, the ledger outcomes to write) is
-   first written to ``<state>/staging/<drop_id>/``;
+1. the whole batch is first written to ``<state>/staging/<batch_id>/``: its drop (data files,
+   manifest, record-index rows) if it has records, and its settlement (the source objects'
+   ledger outcomes and the quarantine files); ``manifest.json``, or ``batch.json`` for a
+   batch without a drop, is written last and marks the staging complete;
 2. the data files and ``manifest.json`` are written to the partner location;
 3. ``_SUCCESS`` is created last, conditionally (If-None-Match), so a published drop can
    never be overwritten;
 4. the record index (``<state>/index/records/<drop_id>.parquet``) is updated: the next batch
    is compared with it, so :meth:`DropPublisher.publish` returns only after it;
-5. the ledger records the source objects' outcomes and the staging folder is removed
-   (:meth:`DropPublisher.finish`).
+5. the quarantine files are written, then the ledger records the source objects' outcomes,
+   then the staging folder is removed (:meth:`DropPublisher.finish`): the ledger never counts
+   a quarantined traveller whose quarantine row is not written.
 
-:func:`recover_staged_drops` redoes steps 2-5 for any staged drop left behind; a drop has no
-``_SUCCESS`` until then and the partner ignores it. Every upload carries a SHA-256 checksum.
+:meth:`DropPublisher.recover_staged_batches` redoes steps 2-5 for any completely staged batch
+left behind and discards the rest (their claims expire and the objects are read again); a
+drop has no ``_SUCCESS`` until then and the partner ignores it. Every upload carries a
+SHA-256 checksum.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 PARTITION_COLUMNS = ("arr_airport", "flight_date")
 SUCCESS_MARKER = "_SUCCESS"
 MANIFEST = "manifest.json"
+# In a staging folder: the batch's settlement (drop id, quarantine destination and files).
+STAGED_BATCH = "batch.json"
 MAX_ROWS_PER_FILE = 500_000
 
 
@@ -73,11 +81,41 @@ class Drop:
     files: list[DropFile]
     manifest: dict[str, Any]
     index: pa.Table
-    ledger_outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return sum(f.rows for f in self.files)
+
+
+@dataclass
+class Settlement:
+    """What a batch leaves besides its drop, written when the batch is finished.
+
+    Attributes:
+        batch_id: names the staging folder; the drop id where the batch has a drop.
+        drop_id: the batch's drop, or None where it published nothing.
+        ledger_outcomes: per source object, what the ledger records.
+        quarantine_prefix: the state-bucket folder the quarantine files go to.
+        quarantine: file name -> Parquet bytes (travellers, messages, errors).
+    """
+
+    batch_id: str
+    drop_id: str | None
+    ledger_outcomes: list[dict[str, Any]]
+    quarantine_prefix: str
+    quarantine: dict[str, bytes] = field(default_factory=dict)
+
+    def description(self) -> dict[str, Any]:
+        """The staged ``batch.json``: everything but the outcomes and the files' bytes."""
+        return {
+            "batch_id": self.batch_id,
+            "drop_id": self.drop_id,
+            "quarantine_prefix": self.quarantine_prefix,
+            "quarantine_files": {
+                name: hashlib.sha256(data).hexdigest()
+                for name, data in sorted(self.quarantine.items())
+            },
+        }
 
 
 def drops_root(partner: S3Location, schema_version: str = "1") -> S3Location:
@@ -219,8 +257,9 @@ def _as_index(table: pa.Table) -> pa.Table:
     return table.select(RECORD_INDEX_SCHEMA.names).cast(RECORD_INDEX_SCHEMA)
 
 
-# Records in the ledger the outcomes of a drop's source objects: (ledger outcomes, drop id).
-FinishLedger = Callable[[list[dict[str, Any]], str], None]
+# Records in the ledger the outcomes of a batch's source objects: (ledger outcomes, drop id
+# or None where the batch published nothing).
+FinishLedger = Callable[[list[dict[str, Any]], str | None], None]
 
 
 class DropPublisher:
@@ -251,49 +290,71 @@ class DropPublisher:
 
     # -- publish ---------------------------------------------------------------------------------
 
-    def publish(self, drop: Drop, *, before_success: Callable[[], None] | None = None) -> None:
-        """Stage ``drop``, publish it and record it in the record index.
+    def publish(
+        self,
+        drop: Drop | None,
+        settlement: Settlement,
+        *,
+        before_success: Callable[[], None] | None = None,
+    ) -> None:
+        """Stage a batch, then publish its drop and record it in the record index.
 
-        The drop stays staged until :meth:`finish` has written its ledger outcomes, so a
-        crash before then is completed by :meth:`recover_staged_drops`.
+        The batch stays staged until :meth:`finish` has written its quarantine and ledger
+        outcomes, so a crash before then is completed by :meth:`recover_staged_batches`.
 
         Args:
-            drop: from :func:`build_drop`, with ``ledger_outcomes`` filled in.
+            drop: from :func:`build_drop`, or None for a batch with nothing to publish.
+            settlement: the batch's ledger outcomes and quarantine.
             before_success: called after the data files and manifest, before ``_SUCCESS``
                 (the flow checks it still holds the publish lock here).
         """
-        self._stage(drop)
-        self._complete(drop.drop_id, drop.files, drop.manifest, before_success)
-        self._record_index(drop.drop_id, drop.index)
+        self._stage(drop, settlement)
+        if drop is not None:
+            self._complete(drop.drop_id, drop.files, drop.manifest, before_success)
+            self._record_index(drop.drop_id, drop.index)
 
-    def finish(
-        self, drop_id: str, ledger_outcomes: list[dict[str, Any]], finish_ledger: FinishLedger
-    ) -> None:
-        """Write a published drop's ledger outcomes, then remove its staging folder.
+    def finish(self, settlement: Settlement, finish_ledger: FinishLedger) -> None:
+        """Write a staged batch's quarantine, then its ledger outcomes; remove its staging.
 
-        Idempotent: the ledger keeps the first outcome of an object, so finishing a drop
-        twice (a retry, or another run's recovery meanwhile) changes nothing.
+        Idempotent: the quarantine files are rewritten with the same bytes, and the ledger
+        keeps the first outcome of an object, so finishing a batch twice (a retry, or another
+        run's recovery meanwhile) changes nothing.
 
         Args:
-            drop_id: a drop :meth:`publish` has published.
-            ledger_outcomes: the drop's ``ledger_outcomes``.
-            finish_ledger: records ``ledger_outcomes`` in the ledger's outcome sheets, naming
+            settlement: the batch's, as given to :meth:`publish`.
+            finish_ledger: records the ledger outcomes in the ledger's outcome sheets, naming
                 the drop they went into.
         """
-        finish_ledger(ledger_outcomes, drop_id)
-        folder = S3Location(self.staging.bucket, self.staging.key(drop_id))
+        put_many(
+            self.client,
+            self.state.bucket,
+            [
+                (f"{settlement.quarantine_prefix}/{name}", data)
+                for name, data in sorted(settlement.quarantine.items())
+            ],
+        )
+        finish_ledger(settlement.ledger_outcomes, settlement.drop_id)
+        folder = S3Location(self.staging.bucket, self.staging.key(settlement.batch_id))
         delete_keys(
             self.client, folder.bucket, [info.key for info in iter_objects(self.client, folder)]
         )
 
-    def _stage(self, drop: Drop) -> None:
-        folder = self.staging.key(drop.drop_id)
-        items = [(f"{folder}/files/{f.key}", f.data) for f in drop.files]
-        items.append((f"{folder}/index.parquet", parquet_bytes(drop.index)))
-        items.append((f"{folder}/ledger.json", _json(drop.ledger_outcomes)))
+    def _stage(self, drop: Drop | None, settlement: Settlement) -> None:
+        folder = self.staging.key(settlement.batch_id)
+        items = [(f"{folder}/ledger.json", _json(settlement.ledger_outcomes))]
+        items += [
+            (f"{folder}/quarantine/{name}", data) for name, data in settlement.quarantine.items()
+        ]
+        if drop is not None:
+            items += [(f"{folder}/files/{f.key}", f.data) for f in drop.files]
+            items.append((f"{folder}/index.parquet", parquet_bytes(drop.index)))
         put_many(self.client, self.staging.bucket, items)
-        # The manifest goes last: a staged drop without it is incomplete and is discarded.
-        put_bytes(self.client, self.staging.bucket, f"{folder}/{MANIFEST}", _json(drop.manifest))
+        # The last write marks the staging complete: a folder without it is discarded.
+        batch = _json(settlement.description())
+        put_bytes(self.client, self.staging.bucket, f"{folder}/{STAGED_BATCH}", batch)
+        if drop is not None:
+            manifest = _json(drop.manifest)
+            put_bytes(self.client, self.staging.bucket, f"{folder}/{MANIFEST}", manifest)
 
     def _complete(
         self,
@@ -329,40 +390,83 @@ class DropPublisher:
 
     # -- recovery --------------------------------------------------------------------------------
 
-    def recover_staged_drops(self, finish_ledger: FinishLedger) -> list[str]:
-        """Complete every drop a crashed run staged; return their ids. Hold the lock."""
+    def recover_staged_batches(self, finish_ledger: FinishLedger) -> list[str]:
+        """Finish every batch a crashed run staged completely; discard the others.
+
+        Returns the ids of the drops completed. Hold the publish lock.
+        """
         staged: dict[str, list[str]] = {}
         for info in iter_objects(self.client, self.staging):
-            drop_id = info.key[len(self.staging.prefix) + 1 :].split("/", 1)[0]
-            staged.setdefault(drop_id, []).append(info.key)
+            batch_id = info.key[len(self.staging.prefix) + 1 :].split("/", 1)[0]
+            staged.setdefault(batch_id, []).append(info.key)
         recovered = []
-        for drop_id, keys in sorted(staged.items()):
-            folder = self.staging.key(drop_id)
-            if f"{folder}/{MANIFEST}" not in keys:
-                # Staging never finished, so nothing reached the partner: discard it. The
-                # run's claims expire and its objects are processed again.
-                log.warning("discarding incompletely staged drop %s", drop_id)
+        for batch_id, keys in sorted(staged.items()):
+            folder = self.staging.key(batch_id)
+            read_staged = functools.partial(get_bytes, self.client, self.staging.bucket)
+            settlement = self._staged_settlement(batch_id, set(keys))
+            if settlement is None:
+                # Staging never finished, so nothing reached the partner, the quarantine or
+                # the ledger: discard it. The run's claims expire and its objects are read again.
+                log.warning("discarding incompletely staged batch %s", batch_id)
                 delete_keys(self.client, self.staging.bucket, keys)
                 continue
-            read_staged = functools.partial(get_bytes, self.client, self.staging.bucket)
-            manifest = json.loads(read_staged(f"{folder}/{MANIFEST}"))
-            files = []
-            for entry in manifest["files"]:
-                data = read_staged(f"{folder}/files/{entry['key']}")
-                if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                    raise RuntimeError(f"staged file {entry['key']} of {drop_id} is corrupt")
-                partition = {c: entry[c] for c in PARTITION_COLUMNS}
-                files.append(
-                    DropFile(entry["key"], entry["rows"], data, entry["sha256"], partition)
-                )
-            index = pq.read_table(io.BytesIO(read_staged(f"{folder}/index.parquet")))
-            ledger_outcomes = json.loads(read_staged(f"{folder}/ledger.json"))
-            log.warning("completing drop %s left by an interrupted run", drop_id)
-            self._complete(drop_id, files, manifest, None)
-            self._record_index(drop_id, index)
-            self.finish(drop_id, ledger_outcomes, finish_ledger)
-            recovered.append(drop_id)
+            if settlement.drop_id is not None:
+                manifest = json.loads(read_staged(f"{folder}/{MANIFEST}"))
+                files = []
+                for entry in manifest["files"]:
+                    data = _checked(
+                        read_staged(f"{folder}/files/{entry['key']}"), entry["sha256"], entry["key"]
+                    )
+                    partition = {c: entry[c] for c in PARTITION_COLUMNS}
+                    files.append(
+                        DropFile(entry["key"], entry["rows"], data, entry["sha256"], partition)
+                    )
+                index = pq.read_table(io.BytesIO(read_staged(f"{folder}/index.parquet")))
+                log.warning("completing drop %s left by an interrupted run", batch_id)
+                self._complete(batch_id, files, manifest, None)
+                self._record_index(batch_id, index)
+                recovered.append(batch_id)
+            else:
+                log.warning("finishing batch %s left by an interrupted run", batch_id)
+            self.finish(settlement, finish_ledger)
         return recovered
+
+    def _staged_settlement(self, batch_id: str, keys: set[str]) -> Settlement | None:
+        """A completely staged batch's settlement, with its quarantine read back; None if
+        its staging is incomplete."""
+        folder = self.staging.key(batch_id)
+        read_staged = functools.partial(get_bytes, self.client, self.staging.bucket)
+        has_manifest = f"{folder}/{MANIFEST}" in keys
+        if f"{folder}/{STAGED_BATCH}" not in keys:
+            if not has_manifest:
+                return None
+            # Staged before quarantines were staged: the run wrote its quarantine itself.
+            return Settlement(
+                batch_id=batch_id,
+                drop_id=batch_id,
+                ledger_outcomes=json.loads(read_staged(f"{folder}/ledger.json")),
+                quarantine_prefix="",
+            )
+        batch = json.loads(read_staged(f"{folder}/{STAGED_BATCH}"))
+        if batch["drop_id"] is not None and not has_manifest:
+            return None
+        quarantine = {
+            name: _checked(read_staged(f"{folder}/quarantine/{name}"), sha256, name)
+            for name, sha256 in batch["quarantine_files"].items()
+        }
+        return Settlement(
+            batch_id=batch_id,
+            drop_id=batch["drop_id"],
+            ledger_outcomes=json.loads(read_staged(f"{folder}/ledger.json")),
+            quarantine_prefix=batch["quarantine_prefix"],
+            quarantine=quarantine,
+        )
+
+
+def _checked(data: bytes, sha256: str, name: str) -> bytes:
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise RuntimeError(f"staged file {name} is corrupt")
+    return data
 
 
 def _json(body: object) -> bytes:

@@ -255,37 +255,43 @@ def quarantine_listing(
     return rows[:limit], len(rows)
 
 
-def write_quarantine(
-    context: RunContext,
+@dataclass(frozen=True)
+class Quarantine:
+    """A batch's quarantine: Parquet files by name, and their row counts.
+
+    ``travellers.parquet`` holds quarantined travellers with their ``reasons``,
+    ``messages.parquet`` messages that could not be read or failed an error check of the
+    message suite (with ``failed_checks``), ``errors.parquet`` the parser's errors.
+    """
+
+    files: dict[str, bytes]
+    counts: dict[str, int]
+
+
+def build_quarantine(
     parsed: ParsedManifests,
     outcomes: pa.Table,
     messages: pa.Table,
     message_issues: pa.Table,
-    batch: int | None = None,
-) -> dict[str, int]:
-    """Quarantined travellers, messages and objects, with reasons, to the state bucket.
+) -> Quarantine:
+    """The batch's quarantined travellers, messages and parser errors, with reasons.
 
-    A message is quarantined as a whole when it could not be read or failed an error check
-    of the message suite; its rows in ``messages.parquet`` list those checks. Each batch
-    writes its own folder (``quarantine/<run>/batch=NNNNN/``).
+    The files are written with the batch's drop and before its ledger outcomes
+    (:meth:`DropPublisher.finish`), under :meth:`RunContext.quarantine_folder`.
     """
-    folder = context.quarantine_folder(batch)
     travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
     bad_messages = quarantined_messages(messages, message_issues)
-    items = []
+    files: dict[str, bytes] = {}
+    counts: dict[str, int] = {}
     for name, table in (
         ("travellers", travellers),
         ("messages", bad_messages),
         ("errors", parsed.errors),
     ):
+        counts[name] = table.num_rows
         if table.num_rows:
-            items.append((folder.key(f"{name}.parquet"), parquet_bytes(table)))
-    put_many(context.client, folder.bucket, items)
-    return {
-        "travellers": travellers.num_rows,
-        "messages": bad_messages.num_rows,
-        "errors": parsed.errors.num_rows,
-    }
+            files[f"{name}.parquet"] = parquet_bytes(table)
+    return Quarantine(files, counts)
 
 
 def upload_folder(context: RunContext, local: Path, name: str) -> int:
