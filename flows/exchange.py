@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -55,6 +55,13 @@ TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": Fals
 STORE_TASK: dict[str, Any] = {**TASK_OPTIONS, **STORE_RETRIES}
 MINUTE = 60
 DEFAULT_BATCH_MB = batches.DEFAULT_BATCH_MB
+_Value = TypeVar("_Value")
+
+
+def _quoted(value: _Value) -> _Value:
+    """``value`` in Prefect's ``quote``, typed as itself: the task gets it unwrapped, and
+    Prefect does not walk it looking for futures."""
+    return cast(_Value, quote(value))
 
 
 @task(name="recover-interrupted-drops", timeout_seconds=10 * MINUTE, **STORE_TASK)
@@ -262,7 +269,7 @@ def _run_exchange(
         with context.publish_lock.hold(context.run_id) as generation:
             with stages.stage("decide"):
                 outcomes, accounting, quarantine = decide_outcomes(
-                    context, quote(batch), record_index
+                    context, _quoted(batch), record_index
                 )
                 ledger_outcomes = runs.object_outcomes(
                     batch_claims, batch.parsed, outcomes, batch.messages
@@ -271,8 +278,8 @@ def _run_exchange(
                 drop = publish_drop(
                     context,
                     outcomes,
-                    quote(ledger_outcomes),
-                    quote(quarantine),
+                    _quoted(ledger_outcomes),
+                    _quoted(quarantine),
                     summary.as_dict(),
                     generation,
                     dt.datetime.now(dt.UTC),
@@ -321,9 +328,9 @@ def _run_exchange(
             docs,
             # Quoted: Prefect walks a task's arguments twice looking for futures, and the
             # discovery's 14,248 candidates and the totals' flights took a second at 1M.
-            quote(totals),
-            discovery=quote(discovery),
-            claims=quote(claims),
+            _quoted(totals),
+            discovery=_quoted(discovery),
+            claims=_quoted(claims),
             recovered_drops=recovered,
             timings=stages.timings,
         )
