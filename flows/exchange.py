@@ -108,19 +108,34 @@ def discover_and_claim(
 
 @task(name="decide-outcomes", timeout_seconds=15 * MINUTE, **STORE_TASK)
 def decide_outcomes(
-    context: RunContext, batch: CheckedBatch, record_index: RecordIndex
-) -> tuple[pa.Table, pa.Table, runs.Quarantine]:
+    context: RunContext, batch: CheckedBatch, claims: list[Claim], record_index: RecordIndex
+) -> tuple[pa.Table, pa.Table, runs.Quarantine, list[dict[str, Any]]]:
     """Every traveller's outcome, the batch's accounting (checked before anything is
-    published) and its quarantine. Reads the record index, so it runs under the publish
-    lock."""
+    published), its quarantine and its objects' ledger outcomes. Reads the record index and
+    the ledger, so it runs under the publish lock."""
     published = record_index.for_records(
         batch.travellers["record_id"], batch.travellers["person_key"]
     )
     outcomes = transform.exchange_outcomes(batch.travellers, batch.issues, published)
     accounting = transform.exchange_accounting(outcomes, batch.messages)
     runs.check_accounting(batch.parsed.traveller_count, accounting, f"batch {batch.number}")
-    quarantine = runs.build_quarantine(batch.parsed, outcomes, batch.messages, batch.message_issues)
-    return outcomes, accounting, quarantine
+    # A stalled run whose objects were taken over and settled meanwhile records none of them.
+    settled_elsewhere = runs.settled_by_other_runs(context, claims)
+    if settled_elsewhere:
+        get_run_logger().warning(
+            "batch %d: %d objects were settled by another run meanwhile; not recording them",
+            batch.number,
+            len(settled_elsewhere),
+        )
+    quarantine = runs.build_quarantine(
+        batch.parsed, outcomes, batch.messages, batch.message_issues, settled_elsewhere
+    )
+    ledger_outcomes = [
+        entry
+        for entry in runs.object_outcomes(claims, batch.parsed, outcomes, batch.messages)
+        if entry["source_key"] not in settled_elsewhere
+    ]
+    return outcomes, accounting, quarantine, ledger_outcomes
 
 
 @task(name="publish-drop", timeout_seconds=30 * MINUTE, **STORE_TASK)
@@ -268,11 +283,8 @@ def _run_exchange(
         batch_claims = [claims_by_key[obj.key] for obj in batch.objects]
         with context.publish_lock.hold(context.run_id) as generation:
             with stages.stage("decide"):
-                outcomes, accounting, quarantine = decide_outcomes(
-                    context, _quoted(batch), record_index
-                )
-                ledger_outcomes = runs.object_outcomes(
-                    batch_claims, batch.parsed, outcomes, batch.messages
+                outcomes, accounting, quarantine, ledger_outcomes = decide_outcomes(
+                    context, _quoted(batch), _quoted(batch_claims), record_index
                 )
             with stages.stage("publish"):
                 drop = publish_drop(

@@ -1,4 +1,4 @@
-"""Run ``manifest-exchange`` and SIGKILL the process at one stage boundary.
+"""Run ``manifest-exchange`` and SIGKILL (or SIGSTOP) the process at one stage boundary.
 
 ``python kill_at.py <point> run --source ... --state ... --partner ...``. The kill is real
 (no ``finally`` blocks, no lock release, no Prefect state change), placed exactly by wrapping
@@ -19,13 +19,18 @@ from manifest_exchange.storage import ledger
 from manifest_exchange.storage.stack import PARTNER_BUCKET
 
 
-def _kill_after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: True) -> None:
+def _kill_after(
+    owner: Any,
+    name: str,
+    when: Callable[..., bool] = lambda *a, **k: True,
+    sent: signal.Signals = signal.SIGKILL,
+) -> None:
     original = getattr(owner, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         if when(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sent)
         return result
 
     setattr(owner, name, wrapper)
@@ -53,6 +58,8 @@ POINTS: dict[str, Callable[[], None]] = {
     "before-ledger": lambda: _kill_before(runs, "finish_ledger"),
     # The ledger has recorded the batch's objects; its staging folder is still there.
     "after-ledger": lambda: _kill_after(runs, "finish_ledger"),
+    # Not killed: stopped (SIGSTOP) once its objects are parsed, for the test to resume later.
+    "stop-after-parse": lambda: _kill_after(ingest, "read_manifests", sent=signal.SIGSTOP),
 }
 
 if __name__ == "__main__":

@@ -195,6 +195,40 @@ def test_a_run_killed_at_a_stage_boundary_is_finished_by_the_next(
     assert (visible != []) == (point in KILLED_AFTER_SUCCESS)
 
 
+def test_a_stalled_run_resumes_after_its_work_was_taken_over(
+    quick_takeover: Exchange, prefect_api: str
+) -> None:
+    """A run stopped (SIGSTOP) after parsing outlives its claims; the next run takes its
+    objects over and settles them; the stalled run then resumes and must neither publish nor
+    quarantine nor record anything a second time."""
+    exchange = quick_takeover
+    corpus = make_corpus(flights=4, seed=81, defect_rate=0.05, flight_defect_rate=0.0)
+    assert expected_outcomes(corpus)["quarantined_rows"] > 0
+    exchange.upload(corpus)
+    stalled = subprocess.Popen(
+        _cli_command(exchange, str(KILLER), "stop-after-parse"),
+        env=_cli_env(exchange, prefect_api),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    while Path(f"/proc/{stalled.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert stalled.poll() is None, "the run ended before it was stopped"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        time.sleep(TAKEOVER_S + 0.5)
+        taken_over = exchange.run()
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    _, stderr = stalled.communicate(timeout=600)
+
+    assert taken_over["objects"]["taken_over"] == len(corpus.objects)
+    assert stalled.returncode == 0, stderr.decode()[-3000:]
+    _assert_exactly_once(exchange, corpus, "run stalled after parsing, taken over, resumed", 2)
+    assert b"settled by another run meanwhile" in stderr
+
+
 @pytest.mark.parametrize("moment", ["claimed", "staged"])
 def test_the_store_killed_mid_run_and_restarted(
     quick_takeover: Exchange, embedded_stack: EmbeddedStack, prefect_api: str, moment: str

@@ -152,6 +152,33 @@ def object_outcomes(
     return result
 
 
+def settled_by_other_runs(
+    context: RunContext, claims: list[Claim], now: dt.datetime | None = None
+) -> set[str]:
+    """Keys of claimed objects that another run has settled meanwhile (the ledger has their
+    outcome): this run must not quarantine or record them a second time.
+
+    Only a claim that was a take-over, or that has outlived the claim timeout, can have been
+    taken by another run, so the ledger is read only for those (a stalled run that resumed).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    at_risk = [
+        claim
+        for claim in claims
+        if claim.is_takeover or (now - claim.claimed_at).total_seconds() > context.claim_timeout_s
+    ]
+    if not at_risk:
+        return set()
+    wanted = {(claim.source.key, claim.source.etag) for claim in at_risk}
+    folders = {key.rpartition("/")[0] for key, _ in wanted}
+    recorded = context.ledger.outcomes(context.source, folders=folders)
+    return {
+        key
+        for (key, etag), outcome in recorded.items()
+        if (key, etag) in wanted and outcome.body.get("run_id") != context.run_id
+    }
+
+
 def finish_ledger(ledger: Ledger, outcomes: list[dict[str, Any]], drop_id: str | None) -> None:
     """Record the objects' outcomes in the ledger (one sheet per folder; recording an object
     again is harmless, its earliest outcome stands)."""
@@ -273,11 +300,13 @@ def build_quarantine(
     outcomes: pa.Table,
     messages: pa.Table,
     message_issues: pa.Table,
+    settled_elsewhere: set[str] | None = None,
 ) -> Quarantine:
     """The batch's quarantined travellers, messages and parser errors, with reasons.
 
     The files are written with the batch's drop and before its ledger outcomes
-    (:meth:`DropPublisher.finish`), under :meth:`RunContext.quarantine_folder`.
+    (:meth:`DropPublisher.finish`), under :meth:`RunContext.quarantine_folder`. Rows of the
+    objects in ``settled_elsewhere`` are left out: the run that settled them wrote theirs.
     """
     travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
     bad_messages = quarantined_messages(messages, message_issues)
@@ -288,6 +317,9 @@ def build_quarantine(
         ("messages", bad_messages),
         ("errors", parsed.errors),
     ):
+        if settled_elsewhere:
+            others = pa.array(sorted(settled_elsewhere), pa.string())
+            table = table.filter(pc.invert(pc.is_in(table["object_key"], value_set=others)))
         counts[name] = table.num_rows
         if table.num_rows:
             files[f"{name}.parquet"] = parquet_bytes(table)
