@@ -14,7 +14,7 @@ the next run and nothing the ledger counts can be missing:
    is compared with it, so :meth:`DropPublisher.publish` returns only after it;
 5. the quarantine files are written, then the ledger records the source objects' outcomes,
    then the staging folder is removed (:meth:`DropPublisher.finish`): the ledger never counts
-   a quarantined traveller whose quarantine row is not written.
+   a quarantined traveller whose quarantine row is not written (decision record 0001).
 
 :meth:`DropPublisher.recover_staged_batches` redoes steps 2-5 for any completely staged batch
 left behind and discards the rest (their claims expire and the objects are read again); a
