@@ -20,13 +20,11 @@ The report holds object keys, drop ids, record ids and counts: no personal data.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.ingest import ObjectToRead, read_manifests
@@ -40,6 +38,7 @@ from manifest_exchange.storage.s3 import (
     get_bytes,
     get_many,
     iter_objects,
+    read_parquet,
 )
 
 _RECORD_COLUMNS = ["record_id", "manifest_revision"]
@@ -187,7 +186,7 @@ def _quarantined_per_run_and_object(
     for key, data in zip(keys, get_many(client, state.bucket, keys), strict=True):
         run_id = key[len(root.prefix) + 1 :].split("/", 1)[0]
         name = key.rpartition("/")[2]
-        table = pq.read_table(io.BytesIO(data), columns=wanted[name])
+        table = read_parquet(data, columns=wanted[name])
         if name == "travellers.parquet":
             reasons = pc.list_value_length(table["reasons"]).fill_null(0)
             with_reason = table.filter(pc.greater(reasons, 0))
@@ -245,7 +244,7 @@ def _duplicate_publications(
             if not info.key.endswith(".parquet"):
                 continue
             data = get_bytes(client, folder.bucket, info.key)
-            table = pq.read_table(io.BytesIO(data), columns=_RECORD_COLUMNS)
+            table = read_parquet(data, columns=_RECORD_COLUMNS)
             for record_id, revision in zip(
                 table["record_id"].to_pylist(), table["manifest_revision"].to_pylist(), strict=True
             ):

@@ -49,6 +49,7 @@ from manifest_exchange.storage.s3 import (
     iter_objects,
     put_bytes,
     put_many,
+    read_parquet,
 )
 from manifest_exchange.transform import RECORD_INDEX_SCHEMA
 
@@ -230,7 +231,7 @@ class RecordIndex:
         keys = [info.key for info in iter_objects(self.client, self.root)]
         new = [key for key in keys if key not in self._tables]
         for key, data in zip(new, get_many(self.client, self.root.bucket, new), strict=True):
-            self._tables[key] = _as_index(pq.read_table(io.BytesIO(data)))
+            self._tables[key] = _as_index(read_parquet(data))
         tables = [self._tables[key] for key in keys]
         return pa.concat_tables(tables) if tables else RECORD_INDEX_SCHEMA.empty_table()
 
@@ -421,7 +422,7 @@ class DropPublisher:
                     files.append(
                         DropFile(entry["key"], entry["rows"], data, entry["sha256"], partition)
                     )
-                index = pq.read_table(io.BytesIO(read_staged(f"{folder}/index.parquet")))
+                index = read_parquet(read_staged(f"{folder}/index.parquet"))
                 log.warning("completing drop %s left by an interrupted run", batch_id)
                 self._complete(batch_id, files, manifest, None)
                 self._record_index(batch_id, index)
