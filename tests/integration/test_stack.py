@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 from collections.abc import Callable
+from pathlib import Path
 
 import botocore.exceptions
 import pytest
@@ -132,6 +134,23 @@ def test_loader_writes_source_only(seeded: EmbeddedStack) -> None:
         == "AccessDenied"
     )
     assert error_code(lambda: put_bytes(loader, PARTNER_BUCKET, "x", b"x")) == "AccessDenied"
+
+
+def test_the_loader_cannot_delete_what_it_delivered(seeded: EmbeddedStack) -> None:
+    """Only retention deletes manifests: an airline's ``Write`` grant would allow deletes,
+    the source bucket's policy refuses them to the loader, single and multi-object."""
+    loader = seeded.client("loader")
+    key = "paxlst/delivered.edi"
+    put_bytes(loader, SOURCE_BUCKET, key, b"UNH+1'")
+    assert error_code(lambda: loader.delete_object(Bucket=SOURCE_BUCKET, Key=key)) == (
+        "AccessDenied"
+    )
+    refused = loader.delete_objects(Bucket=SOURCE_BUCKET, Delete={"Objects": [{"Key": key}]})
+    assert [e["Code"] for e in refused.get("Errors", [])] == ["AccessDenied"]
+    retention = seeded.client("retention")
+    assert exists(retention, SOURCE_BUCKET, key)
+    retention.delete_objects(Bucket=SOURCE_BUCKET, Delete={"Objects": [{"Key": key}]})
+    assert not exists(retention, SOURCE_BUCKET, key)
 
 
 def test_retention_deletes_manifests_but_cannot_touch_drops(seeded: EmbeddedStack) -> None:
@@ -302,5 +321,62 @@ def test_restart_right_after_down_reuses_the_ports(
     try:
         assert set(BUCKETS) <= set(stack.status()["buckets"])  # type: ignore[arg-type]
         assert restarted.ports == stack.read_state().ports  # type: ignore[union-attr]
+    finally:
+        stack.down()
+
+
+def test_the_sockets_are_the_stacks_own_and_another_stores_are_left_alone(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SeaweedFS names its unix sockets by port under a fixed ``/tmp`` and replaces what it
+    finds there. Another store with the same ports (in another network namespace) holds
+    one of those paths here; starting this stack must neither take it nor use it."""
+    from manifest_exchange.storage.stack import StackPorts
+
+    ports = StackPorts.free()
+    theirs = Path(f"/tmp/seaweedfs-master-grpc-{ports.master + 10000}.sock")
+    other_store = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stack = EmbeddedStack(tmp_path_factory.mktemp("sockets"), ports)
+    try:
+        theirs.unlink(missing_ok=True)
+        other_store.bind(str(theirs))
+        other_store.listen()
+        inode = theirs.stat().st_ino
+        stack.up()
+        assert theirs.stat().st_ino == inode
+        grpc = {"master": ports.master, "volume": ports.volume, "filer": ports.filer}
+        ours = {f"seaweedfs-{name}-grpc-{port + 10000}.sock" for name, port in grpc.items()}
+        ours |= {f"seaweedfs-s3-{ports.s3}.sock", f"seaweedfs-filer-{ports.filer}.sock"}
+        assert ours <= {p.name for p in stack.tmp_dir.iterdir() if p.is_socket()}
+        started_at = stack.read_state().started_at  # type: ignore[union-attr]
+        in_tmp = [
+            p.name
+            for name in ours
+            if (p := Path("/tmp") / name).exists()
+            and p != theirs
+            and p.stat().st_mtime >= started_at - 1
+        ]
+        assert in_tmp == []
+        put_bytes(stack.client("pipeline"), STATE_BUCKET, "sockets/ok", b"ok")
+    finally:
+        stack.down()
+        other_store.close()
+        theirs.unlink(missing_ok=True)
+
+
+def test_up_is_not_ready_until_an_identity_can_write_and_read_back(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that answers admin but refuses the identities' writes is not ready: ``up``
+    fails and stops it instead of reporting a store that will fail every run."""
+    from manifest_exchange.storage.stack import StackError, StackPorts
+
+    read_only = [g for g in IDENTITY_ACTIONS["pipeline"] if not g.startswith("Write:")]
+    monkeypatch.setitem(IDENTITY_ACTIONS, "pipeline", read_only)
+    stack = EmbeddedStack(tmp_path_factory.mktemp("not-ready"), StackPorts.free())
+    try:
+        with pytest.raises(StackError, match="not ready"):
+            stack.up(timeout_s=8)
+        assert stack.running_state() is None
     finally:
         stack.down()

@@ -10,6 +10,7 @@ Layout under ``<home>/stack/`` (``home`` is git-ignored):
 - ``<identity>.env``: ``export AWS_...`` lines for a shell, one file per identity (the
   pipeline's also carries ``MX_HMAC_KEY_ID``/``MX_HMAC_KEY``/``MX_HMAC_PARTNER_KEYS``)
 - ``stack.json``: PID and ports of the running server; ``weed.log``: its output
+- ``tmp/``: the server's ``/tmp`` (its unix sockets), private to it; see ``_with_private_tmp``
 
 Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
 ``partner`` can only read its own bucket. Every agreement's partner bucket is created too, with
@@ -17,6 +18,12 @@ a read-only identity of its own (``reader-<bucket>``; ``partner`` for ``partner-
 new partner is an agreement file and a bucket, not code. ``loader`` stands for the airlines
 and airports that deliver manifests, ``retention`` is the purge's (the only identity that may
 delete manifests), and ``admin`` is used only here, to create the buckets.
+
+SeaweedFS grants are coarse (``Write`` includes deleting and changing bucket settings), so
+``stack up`` also puts a bucket policy of denials on every bucket (:func:`bucket_policy`) and
+default encryption; ``docs/operations.md`` has the resulting identity x bucket x action table,
+which ``tests/integration/test_access_matrix.py`` checks cell by cell. The data folder is the
+owner's only (0700, server umask 077).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -47,6 +55,7 @@ STATE_BUCKET = "exchange-state"
 PARTNER_BUCKET = "partner-drops"
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
+READY_KEY = "_stack/ready"
 
 
 def _partner_buckets() -> tuple[str, ...]:
@@ -88,24 +97,73 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
 }
 
 
-def drops_are_permanent(bucket: str) -> str:
-    """A bucket policy on a partner bucket: nobody, the pipeline and admin included, may delete
-    a published object (SeaweedFS enforces bucket policies over identities' grants). On AWS the
-    same document applies."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "PublishedDropsAreNeverDeleted",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"],
-                    "Resource": [f"arn:aws:s3:::{bucket}/*"],
-                }
-            ],
-        }
-    )
+# Bucket settings only ``stack up`` (admin) reads or changes. The grants SeaweedFS knows are
+# coarse ("Read" includes reading the policy, "Write" includes versioning, lifecycle and
+# object lock), so a bucket policy refuses these to every other identity by name.
+BUCKET_SETTINGS_ACTIONS = (
+    "s3:GetBucketPolicy",
+    "s3:PutBucketVersioning",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketCors",
+    "s3:DeleteBucketCors",
+)
+DELETE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+# What a PUT of an object resolves to: a plain or copied PUT, and the steps of a multipart one.
+PUT_ACTIONS = (
+    "s3:PutObject",
+    "s3:CreateMultipartUpload",
+    "s3:UploadPart",
+    "s3:CompleteMultipartUpload",
+)
+
+
+def _principals(*identities: str) -> dict[str, list[str]]:
+    # SeaweedFS names an identity ``arn:aws:iam::<account>:user/<name>``; the account of an
+    # identity without one is derived from its name, so match any account.
+    return {"AWS": [f"arn:aws:iam::*:user/{name}" for name in identities]}
+
+
+def _deny(
+    sid: str, principal: object, actions: tuple[str, ...], resource: str
+) -> dict[str, object]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": principal,
+        "Action": list(actions),
+        "Resource": [resource],
+    }
+
+
+def bucket_policy(bucket: str) -> str:
+    """The bucket policy ``stack up`` puts on ``bucket``: only denials, which SeaweedFS applies
+    over the identities' grants (an Allow here would bypass them, so there is none).
+
+    - every bucket: nobody but admin reads the policy or changes versioning, lifecycle,
+      object lock or CORS;
+    - the source: the loader may not delete what it delivered and retention may not write;
+    - a partner bucket: nobody, the pipeline and admin included, deletes a published object
+      (this statement carries over to AWS as is; the others name this store's identities).
+    """
+    others = [name for name in IDENTITY_ACTIONS if name != "admin"]
+    statements = [
+        _deny(
+            "OnlyStackUpManagesTheBucket",
+            _principals(*others),
+            BUCKET_SETTINGS_ACTIONS,
+            f"arn:aws:s3:::{bucket}",
+        ),
+    ]
+    objects = f"arn:aws:s3:::{bucket}/*"
+    if bucket == SOURCE_BUCKET:
+        statements += [
+            _deny("OnlyRetentionDeletesManifests", _principals("loader"), DELETE_ACTIONS, objects),
+            _deny("RetentionOnlyDeletes", _principals("retention"), PUT_ACTIONS, objects),
+        ]
+    if bucket in PARTNER_BUCKETS:
+        statements.append(_deny("PublishedDropsAreNeverDeleted", "*", DELETE_ACTIONS, objects))
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 # Object lock on the partner bucket (versioning on, COMPLIANCE retention by default): every
@@ -203,6 +261,7 @@ class EmbeddedStack:
         self.identities_file = self.root / "s3-identities.json"
         self.state_file = self.root / "stack.json"
         self.log_file = self.root / "weed.log"
+        self.tmp_dir = self.root / "tmp"
         self._ports = ports or StackPorts()
 
     # -- credentials ---------------------------------------------------------------------------
@@ -331,7 +390,10 @@ class EmbeddedStack:
         state = self.running_state()
         if state is not None:
             return state
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for private in (self.root, self.data_dir, self.tmp_dir):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
+        _make_private(self.data_dir)  # a store made before the umask below had 0644 files
         self._write_identities(self.credentials())
         ports = self._ports
         for port in (ports.s3, ports.master, ports.volume, ports.filer):
@@ -359,12 +421,14 @@ class EmbeddedStack:
         ]
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                command,
+                [*_with_private_tmp(self.root, self.tmp_dir), *command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.root,
                 start_new_session=True,
+                # Volumes, metadata and logs readable by their owner only.
+                umask=0o077,
             )
         state = StackState(pid=process.pid, ports=ports)
         self.state_file.write_text(json.dumps({**asdict(state), "ports": asdict(ports)}))
@@ -385,8 +449,10 @@ class EmbeddedStack:
         deadline = time.monotonic() + timeout_s
         # The server is not "running" for running_state() until it answers, so pass the state.
         admin = make_client(self.s3_settings("admin", state))
+        pipeline = make_client(self.s3_settings("pipeline", state))
         last_error: Exception | None = None
         pending = list(BUCKETS)
+        unconfigured = list(BUCKETS)
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise StackError(
@@ -400,14 +466,15 @@ class EmbeddedStack:
                 while pending:
                     _ensure_bucket(admin, pending[0])
                     pending.pop(0)
-                # A bucket exists before a volume can take writes: probe a real write.
-                admin.put_object(Bucket=STATE_BUCKET, Key="_stack/ready", Body=b"ok")
-                for bucket in PARTNER_BUCKETS:
-                    _protect_partner_bucket(admin, bucket)
+                while unconfigured:
+                    _configure_bucket(admin, unconfigured[0])
+                    unconfigured.pop(0)
+                _probe_reads_and_writes(pipeline)
                 return
             except (
                 botocore.exceptions.ClientError,
                 botocore.exceptions.EndpointConnectionError,
+                StackError,
             ) as exc:
                 last_error = exc
                 time.sleep(0.1)
@@ -448,10 +515,20 @@ class EmbeddedStack:
         }
 
 
-def _protect_partner_bucket(admin: S3Client, bucket: str) -> None:
-    """Deny deletes by policy and keep every version under object lock (idempotent, so a store
-    created before the lock existed gets it at its next start)."""
-    admin.put_bucket_policy(Bucket=bucket, Policy=drops_are_permanent(bucket))
+def _configure_bucket(admin: S3Client, bucket: str) -> None:
+    """Encryption by default, the bucket policy and, on a partner bucket, object lock
+    (idempotent, so a store created before a setting existed gets it at its next start)."""
+    # Encrypted at rest whoever writes: a PUT without the SSE header (an airline's loader)
+    # is stored encrypted too.
+    admin.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    admin.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(bucket))
+    if bucket not in PARTNER_BUCKETS:
+        return
     admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     admin.put_object_lock_configuration(
         Bucket=bucket,
@@ -460,6 +537,71 @@ def _protect_partner_bucket(admin: S3Client, bucket: str) -> None:
             "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": PARTNER_LOCK_DAYS}},
         },
     )
+
+
+def _probe_reads_and_writes(pipeline: S3Client) -> None:
+    """Raise unless the store takes a write and gives it back, with an identity's own keys.
+
+    A bucket exists before a volume takes writes, and a store can answer admin and still
+    fail its identities; "ready" means the pipeline's own round trip works.
+    """
+    body = secrets.token_bytes(16)
+    pipeline.put_object(Bucket=STATE_BUCKET, Key=READY_KEY, Body=body)
+    read = pipeline.get_object(Bucket=STATE_BUCKET, Key=READY_KEY)["Body"].read()
+    listed = pipeline.list_objects_v2(Bucket=STATE_BUCKET, Prefix=READY_KEY)
+    if read != body or [o["Key"] for o in listed.get("Contents", [])] != [READY_KEY]:
+        raise StackError("the store took a write but did not give it back")
+
+
+# Run in the new mount namespace: the stack's own tmp/ becomes /tmp. A stack root that is
+# itself under /tmp (a test's temporary home) is bound back at its path inside the new /tmp
+# first, so the server still finds its data and configuration.
+_PRIVATE_TMP_SCRIPT = """set -e
+private="$0" root="$1"
+shift
+case "$root" in /tmp/*)
+    mkdir -p "$private${root#/tmp}"
+    mount --bind "$root" "$private${root#/tmp}";;
+esac
+mount --rbind "$private" /tmp
+exec "$@"
+"""
+
+
+def _with_private_tmp(root: Path, tmp_dir: Path) -> list[str]:
+    """A prefix that runs a command with ``tmp_dir`` mounted as its ``/tmp``.
+
+    SeaweedFS puts its unix sockets at fixed paths named by port
+    (``/tmp/seaweedfs-<server>-grpc-<port>.sock``; ``TMPDIR`` is not read) and removes the
+    file it finds there at start, so a second store with the same ports (another network
+    namespace, a container sharing ``/tmp``) would take this one's sockets over. A private
+    mount namespace (in a user namespace, so no privilege is needed) gives it its own.
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise StackError("'unshare' (util-linux) is needed to give SeaweedFS a private /tmp")
+    return [
+        unshare,
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        _PRIVATE_TMP_SCRIPT,
+        str(tmp_dir.resolve()),
+        str(root.resolve()),
+    ]
+
+
+def _make_private(folder: Path) -> None:
+    """Take group and other access off everything under ``folder``."""
+    for path in folder.rglob("*"):
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            path.chmod(stat.S_IMODE(mode) & 0o700)
 
 
 def _ensure_bucket(client: S3Client, bucket: str) -> None:
