@@ -2,7 +2,8 @@
 -- the flight, whether it resends an earlier message of this run, and the columns the message
 -- suite (expectations/paxlst_messages.json) checks.
 -- Inputs: parsed_messages, parsed_objects, airports. Parameters: $origin_country,
--- $destination_country.
+-- $destination_country, and from transform/limits.py the plausible departure window
+-- ($flight_date_min .. $flight_date_max) and the longest message function and carrier code.
 with
 
 messages as (select * from parsed_messages),
@@ -19,13 +20,26 @@ located as (
         objects.source_sha256,
         dep.country as dep_country,
         arr.country as arr_country,
-        timezone(dep.tz, messages.sched_departure_local) as sched_departure_utc,
-        timezone(arr.tz, messages.sched_arrival_local) as sched_arrival_utc,
+        timezone(dep.tz, messages.sched_departure_local) as departure_utc,
+        timezone(arr.tz, messages.sched_arrival_local) as arrival_utc,
         messages.source_format = 'paxlst' as has_envelope
     from messages
     inner join objects on messages.object_key = objects.object_key
     left join airports as dep on messages.dep_airport = dep.iata
     left join airports as arr on messages.arr_airport = arr.iata
+),
+
+dated as (
+    select
+        *,
+        flight_date between $flight_date_min and $flight_date_max as is_flight_date_plausible,
+        -- The first published value longer than its limit (transform/limits.py), by name.
+        case
+            when length(bgm_code || coalesce(bgm_function, '')) > $message_function_max_length
+                then 'message_function'
+            when length(carrier_code) > $carrier_code_max_length then 'carrier_code'
+        end as oversized_field
+    from located
 ),
 
 final as (
@@ -55,7 +69,9 @@ final as (
         arr_country,
         sched_departure_local,
         sched_arrival_local,
-        sched_departure_utc,
+        -- Only for a plausible date: 0001-01-01 in Taipei is a UTC time before year 1, which
+        -- pyarrow and pandas cannot read (the message is quarantined for its date anyway).
+        case when is_flight_date_plausible then departure_utc end as sched_departure_utc,
         flight_date,
         cnt_passengers,
         carrier_code || flight_number || '-' || dep_airport || '-' || arr_airport || '-'
@@ -82,7 +98,9 @@ final as (
         source_format,
         -- Checked by the message suite; the EDIFACT envelope checks are null (not applicable)
         -- for an airport export, and the suite's checks pass over nulls.
-        date_diff('minute', sched_departure_utc, sched_arrival_utc) as flight_minutes,
+        date_diff('minute', departure_utc, arrival_utc) as flight_minutes,
+        is_flight_date_plausible,
+        oversized_field,
         unt_segment_count - actual_segment_count as unt_count_difference,
         case
             when has_envelope then coalesce(unt_message_ref = message_ref, false)
@@ -92,7 +110,7 @@ final as (
         case
             when has_envelope then coalesce(unz_ref = interchange_ref, false)
         end as has_matching_unz_ref
-    from located
+    from dated
 )
 
 select * from final

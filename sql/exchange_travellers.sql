@@ -2,7 +2,8 @@
 -- published content, the first outcomes that need no validation (out of scope, message
 -- quarantined, exact resend) and the derived columns the traveller suite checks.
 -- Inputs: parsed_persons, exchange_messages, message_issues.
--- Parameters: $traveller_types, $excluded_nationalities (lists of codes).
+-- Parameters: $traveller_types, $excluded_nationalities (lists of codes), and from
+-- transform/limits.py $doc_valid_years_max and the longest names and codes ($..._max_length).
 -- One row per traveller with person_id and the columns this step adds for later steps (the
 -- working columns stay here: traveller_key holds a document number or a name):
 -- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
@@ -124,7 +125,20 @@ keyed as (
                 then ['excluded_nationality']
             when message_reasons is not null then message_reasons
             when is_resend then ['resend']
-        end as stage_reasons
+        end as stage_reasons,
+        matched.doc_expiry_date <= matched.flight_date + to_years($doc_valid_years_max::integer)
+            as is_doc_expiry_plausible,
+        -- The first published value longer than its limit (transform/limits.py), by name.
+        case
+            when length(matched.surname) > $surname_max_length then 'surname'
+            when length(matched.given_names) > $given_names_max_length then 'given_names'
+            when length(matched.residence_country) > $residence_country_max_length
+                then 'residence_country'
+            when length(matched.embark_airport) > $embark_airport_max_length
+                then 'embark_airport'
+            when length(matched.debark_airport) > $debark_airport_max_length
+                then 'debark_airport'
+        end as oversized_field
     from matched
 ),
 
@@ -195,6 +209,8 @@ final as (
         -- doc_number_shape (letters as A, digits as 9) is added here by
         -- transform.exchange_travellers, in Arrow: translate() cost a fifth of this step.
         date_diff('day', flight_date, doc_expiry_date) as doc_valid_days_after_departure,
+        keyed.is_doc_expiry_plausible,
+        keyed.oversized_field,
         case when stage_reasons is null then doc_ordinals.doc_ordinal end as doc_ordinal
     from keyed
     left join doc_ordinals on keyed.doc_match_input = doc_ordinals.doc_match_input

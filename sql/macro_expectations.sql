@@ -1,12 +1,16 @@
 -- One macro per Great Expectations expectation type the suites use, named after it and taking
 -- its kwargs in order: true for a row GX counts as unexpected. As in GX, the column map
--- expectations pass a null value (only not_be_null is about nulls), and compound uniqueness
--- passes a row missing any of its columns. quality/failures.py calls them; every batch's
+-- expectations pass a null value (only not_be_null and be_null are about nulls), and compound
+-- uniqueness passes a row missing any of its columns. quality/failures.py calls them; every batch's
 -- counts are compared with GX's own, so a macro that drifts from GX fails the batch.
 create or replace macro expect_column_values_to_not_be_null(value) as value is null;
 
+create or replace macro expect_column_values_to_be_null(value) as value is not null;
+
+-- A set of a few hundred codes (countries) is probed through a hash join, not scanned per row
+-- as list_contains would.
 create or replace macro expect_column_values_to_be_in_set(value, value_set) as
-    value is not null and not list_contains(value_set, value);
+    value is not null and value not in (select unnest(value_set));
 
 create or replace macro expect_column_values_to_not_be_in_set(value, value_set) as
     value is not null and list_contains(value_set, value);

@@ -47,14 +47,19 @@ normalised as (
         upper(trim(flight_number)) as flight_number_raw,
         nullif(upper(trim(dep_airport)), '') as dep_airport,
         nullif(upper(trim(arr_airport)), '') as arr_airport,
-        sched_departure_local,
-        sched_arrival_local,
+        -- Year 0000 reads as 1 BC, which pyarrow cannot read: no date, as for PAXLST.
+        case
+            when sched_departure_local >= timestamp '0001-01-01' then sched_departure_local
+        end as sched_departure_local,
+        case
+            when sched_arrival_local >= timestamp '0001-01-01' then sched_arrival_local
+        end as sched_arrival_local,
         cast(traveller_type as varchar) as traveller_type,
         nullif(upper(trim(surname)), '') as surname,
         -- Given names are joined by one space, as the PAXLST reader joins components.
         nullif(upper(regexp_replace(trim(given_names), '\s+', ' ', 'g')), '') as given_names,
         nullif(upper(trim(sex)), '') as sex,
-        date_of_birth,
+        case when date_of_birth >= date '0001-01-01' then date_of_birth end as date_of_birth,
         nullif(upper(trim(nationality)), '') as nationality_raw,
         nullif(upper(trim(residence_country)), '') as residence_raw,
         nullif(upper(trim(embark_airport)), '') as embark_airport,
@@ -64,7 +69,9 @@ normalised as (
             replace(replace(replace(upper(doc_number), ' ', ''), '<', ''), '-', ''), ''
         ) as doc_number,
         nullif(upper(trim(doc_issuing_state)), '') as doc_issuer_raw,
-        doc_expiry_date,
+        case
+            when doc_expiry_date >= date '0001-01-01' then doc_expiry_date
+        end as doc_expiry_date,
         nullif(trim(pnr_locator), '') as pnr_locator,
         nullif(upper(trim(seat)), '') as seat
     from numbered

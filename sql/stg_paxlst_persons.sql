@@ -21,11 +21,12 @@ final as (
         nad_position,
         trim(split_part(nad_elements[2], chr(31), 1)) as party_qualifier,
         upper(trim(name_components[1])) as surname,
-        -- concat_ws skips nulls, so empty components leave no double spaces.
-        upper(concat_ws(' ',
-            nullif(trim(name_components[2]), ''),
-            nullif(trim(name_components[3]), ''),
-            nullif(trim(name_components[4]), '')
+        -- Every component after the surname is a given name (C080 has four; a sender's fifth
+        -- or more are kept too, and the suite holds the whole to its length limit). Empty
+        -- components are left out, so they leave no double spaces.
+        upper(array_to_string(
+            list_filter(list_transform(name_components[2:], c -> trim(c)), c -> c != ''),
+            ' '
         )) as given_names,
         upper(edifact_component(att_segment, 4, 1)) as sex,
         edifact_component(dob_segment, 2, 2) as date_of_birth_raw,

@@ -19,10 +19,11 @@ from manifest_exchange.storage.stack import SOURCE_BUCKET
 pytestmark = pytest.mark.integration
 
 # A surname that is SQL in every dialect and EDIFACT syntax once unescaped: ?' ?+ ?: ?? are
-# the release character protecting the terminator and separators.
-TRICKY_SURNAME_EDI = b"O?'BRIEN?'?); DROP TABLE persons; --?+?:??"
+# the release character protecting the terminator and separators. 35 characters once read, the
+# longest surname PAXLST carries (an..35).
+TRICKY_SURNAME_EDI = b"O?'BRIEN?'?); DROP TABLE persons;--?+?:??"
 # What the partner receives: the same characters, upper-cased as the contract normalises names.
-TRICKY_SURNAME = "O'BRIEN'); DROP TABLE PERSONS; --+:?"
+TRICKY_SURNAME = "O'BRIEN'); DROP TABLE PERSONS;--+:?"
 
 # A well-formed interchange whose one message has a 2 MB, million-component NAD and no flight.
 HUGE_SEGMENT = (
@@ -176,4 +177,79 @@ def test_an_object_over_the_size_limit_is_refused_without_being_downloaded(
     assert f"{size:,} bytes" in refused[0]["reason"]
     checked = exchange.audit(later=dt.timedelta(hours=1))
     _print_row("500 MB object beside a clean corpus", checked)
+    assert checked.ok, checked.as_dict()
+
+
+def _interchange(flight: str, departure: str, arrival: str, names: list[str]) -> bytes:
+    """One Taipei -> Narita passenger list of well-formed travellers named ``names``.
+
+    ``departure`` and ``arrival`` are DTM values with their format (``...:203`` for CCYY).
+    Every traveller has a document of its own (``flight`` and its place keep them apart).
+    """
+    persons = "".join(
+        f"NAD+FL+++{name}'ATT+2++F'DTM+329:850312'LOC+178+TPE'LOC+179+NRT'NAT+2+USA'"
+        f"DOC+P+{flight[2:]}{index:05d}'DTM+36:300101'LOC+91+USA'"
+        for index, name in enumerate(names)
+    )
+    body = (
+        f"BGM+745'NAD+MS+++API CENTRE'TDT+20+{flight}+++{flight[:2]}'LOC+125+TPE'"
+        f"DTM+189:{departure}'LOC+87+NRT'DTM+232:{arrival}'{persons}CNT+42:{len(names)}'"
+    )
+    count = body.count("'") + 2
+    return (
+        f"UNA:+.? 'UNB+UNOA:4+CI:ZZ+TW:ZZ+261201:0830+{flight}++APIS'"
+        f"UNH+1+PAXLST:D:05B:UN:IATA+{flight}/1+01:F'{body}UNT+{count}+1'UNZ+1+{flight}'"
+    ).encode()
+
+
+ONE_MB_GIVEN_NAME = "DOE:" + "A" * 1024 * 1024
+FIVE_NAME_COMPONENTS = "DOE:ANNA:BEA:CARA:DINA"
+# key -> (flight, departure, arrival, travellers' names)
+HOSTILE_DATES_AND_NAMES = {
+    "dates/year 0001.edi": ("CI0901", "000101010900:203", "000101011300:203", ["ROE:ANN"]),
+    "dates/year 9999.edi": ("CI0902", "999912311800:203", "999912312300:203", ["ROE:BEN"]),
+    "names/long and many.edi": (
+        "CI0903",
+        "2612010930:201",
+        "2612011350:201",
+        ["ROE:CARL", ONE_MB_GIVEN_NAME, FIVE_NAME_COMPONENTS],
+    ),
+}
+
+
+def test_implausible_dates_and_oversized_names_are_quarantined_and_the_rest_is_readable(
+    exchange: Exchange,
+) -> None:
+    clean = make_corpus(flights=2, seed=130)
+    exchange.upload(clean)
+    for key, (flight, departure, arrival, names) in HOSTILE_DATES_AND_NAMES.items():
+        exchange.upload_bytes(key, _interchange(flight, departure, arrival, names))
+
+    report = exchange.run()
+
+    rows = exchange.published_rows()
+    # What the partner gets reads in pyarrow and pandas, value by value.
+    published = rows.to_pylist()
+    assert rows.to_pandas().to_string()
+    assert len(published) == expected_outcomes(clean)["published"] + 2
+    hostile = {r["given_names"]: r for r in published if r["flight_number"] == "0903"}
+    assert set(hostile) == {"CARL", "ANNA BEA CARA DINA"}  # every given name kept
+    assert not {r["flight_number"] for r in published} & {"0901", "0902"}
+
+    quarantined = exchange.quarantine(report["run_id"], "travellers")
+    reasons = {
+        key.rsplit("/", 2)[-2] + "/" + key.rsplit("/", 1)[-1]: found
+        for key, found in zip(
+            quarantined["object_key"].to_pylist(), quarantined["reasons"].to_pylist(), strict=True
+        )
+    }
+    assert "flight_date_plausible" in reasons["dates/year 0001.edi"]
+    assert "flight_date_plausible" in reasons["dates/year 9999.edi"]
+    assert reasons["names/long and many.edi"] == ["field_too_long"]
+    # The pipeline's own quarantine files read as well (the UTC time of 0001-01-01 in Taipei
+    # would fall before year 1).
+    for name in ("travellers", "messages"):
+        assert exchange.quarantine(report["run_id"], name).to_pylist()
+    checked = exchange.audit(later=dt.timedelta(hours=1))
+    _print_row("flights dated 0001 and 9999, a 1 MB given name, five name components", checked)
     assert checked.ok, checked.as_dict()

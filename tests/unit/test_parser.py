@@ -94,6 +94,7 @@ def test_reads_a_passenger_with_exchange_field_names(parser: PaxlstParser) -> No
         ("19770704", dt.date(1977, 7, 4)),  # CCYYMMDD as sent
         ("871332", None),  # month 13: not a date
         ("870230", None),  # 30 February
+        ("00000101", None),  # year 0000: DuckDB's 1 BC, which pyarrow cannot read
     ],
 )
 def test_two_digit_birth_years_never_after_departure(
@@ -103,6 +104,40 @@ def test_two_digit_birth_years_never_after_departure(
     (row,) = parse(parser, interchange(message(person))).persons.to_pylist()
     assert row["date_of_birth"] == expected
     assert row["date_of_birth_raw"] == raw
+
+
+@pytest.mark.parametrize(
+    ("name", "surname", "given_names"),
+    [
+        ("DOE:ANNA:BEA:CARA:DINA", "DOE", "ANNA BEA CARA DINA"),  # all four given names
+        ("DOE:ANNA:BEA:CARA:DINA:EVA", "DOE", "ANNA BEA CARA DINA EVA"),  # past C080's five
+        ("DOE: ANNA ::BEA:", "DOE", "ANNA BEA"),  # stray spaces and empty components
+        ("DOE", "DOE", None),
+    ],
+)
+def test_every_given_name_component_is_kept(
+    parser: PaxlstParser, name: str, surname: str, given_names: str | None
+) -> None:
+    person = PERSON.replace("O?'NEIL:MARY:JANE", name)
+    (row,) = parse(parser, interchange(message(person))).persons.to_pylist()
+    assert (row["surname"], row["given_names"]) == (surname, given_names)
+
+
+@pytest.mark.parametrize(
+    ("departure", "expected"),
+    [
+        ("0001010100:201", dt.datetime(2000, 1, 1, 1, 0)),  # YY is always 20YY
+        ("000101010900:203", dt.datetime(1, 1, 1, 9, 0)),  # read; the message suite judges it
+        ("999912312300:203", dt.datetime(9999, 12, 31, 23, 0)),
+        ("000001010900:203", None),  # year 0000 is no date (1 BC in DuckDB)
+    ],
+)
+def test_departure_times_are_read_as_sent_or_null(
+    parser: PaxlstParser, departure: str, expected: dt.datetime | None
+) -> None:
+    flight = f"TDT+20+CI100+++CI'LOC+125+TPE'DTM+189:{departure}'LOC+87+NRT'DTM+232:2612011350:201'"
+    (row,) = parse(parser, interchange(message(PERSON, flight=flight))).messages.to_pylist()
+    assert row["sched_departure_local"] == expected
 
 
 def test_repeated_nationality_and_icao_codes_are_normalised(parser: PaxlstParser) -> None:

@@ -28,6 +28,8 @@ def _travellers(**overrides: list[object]) -> pa.Table:
         "list_key": ["f1", "f1", "f1"],
         "doc_ordinal": [1, 2, 3],
         "has_non_unoa_chars": [False, False, False],
+        "is_doc_expiry_plausible": [True, True, None],
+        "oversized_field": [None, None, None],
     }
     rows.update(overrides)
     return pa.table(rows)
@@ -56,6 +58,9 @@ def test_clean_travellers_raise_no_issue(validator: Validator) -> None:
         ({"doc_ordinal": [1, 1, 3]}, "document_unique_on_flight", "error"),
         ({"doc_valid_days_after_departure": [900, 12, 365]}, "doc_expires_within_30d", "warning"),
         ({"has_non_unoa_chars": [False, True, False]}, "non_unoa_chars", "warning"),
+        ({"age_years": [30.0, 120.5, 70.0]}, "date_of_birth_plausible", "error"),
+        ({"is_doc_expiry_plausible": [True, False, None]}, "document_expiry_plausible", "error"),
+        ({"oversized_field": [None, "given_names", None]}, "field_too_long", "error"),
     ],
 )
 def test_each_check_names_the_failing_row(
@@ -78,3 +83,45 @@ def test_a_suite_without_severity_is_refused(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text(json.dumps(suite))
     with pytest.raises(SuiteError, match="severity"):
         load_suite("broken", tmp_path)
+
+
+def _messages(**overrides: list[object]) -> pa.Table:
+    rows: dict[str, list[object]] = {
+        "message_id": ["m1", "m2", "m3"],
+        "bgm_code": ["745", "745", "745"],
+        "bgm_function": [None, "CP", None],
+        "carrier_code": ["CI", "BR", "JX"],
+        "flight_number": ["0100", "0198", "0800"],
+        "dep_country": ["TWN", "TWN", "TWN"],
+        "arr_country": ["JPN", "JPN", "JPN"],
+        "flight_minutes": [180, 200, 190],
+        "is_flight_date_plausible": [True, True, None],
+        "oversized_field": [None, None, None],
+        "unt_count_difference": [0, 0, None],
+        "has_matching_unt_ref": [True, True, None],
+        "has_unz": [True, True, None],
+        "unz_count_difference": [0, 0, None],
+        "has_matching_unz_ref": [True, True, None],
+    }
+    rows.update(overrides)
+    return pa.table(rows)
+
+
+def test_clean_messages_raise_no_issue(validator: Validator) -> None:
+    result = validator.validate(load_suite("paxlst_messages"), _messages())
+    assert result.failed_checks == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "check"),
+    [
+        ({"is_flight_date_plausible": [True, False, None]}, "flight_date_plausible"),
+        ({"oversized_field": [None, "carrier_code", None]}, "field_too_long"),
+    ],
+)
+def test_each_message_check_names_the_failing_message(
+    validator: Validator, overrides: dict[str, list[object]], check: str
+) -> None:
+    result = validator.validate(load_suite("paxlst_messages"), _messages(**overrides))
+    failing = [r for r in result.issues.to_pylist() if r["check_name"] == check]
+    assert [(r["row_id"], r["severity"]) for r in failing] == [("m2", "error")]

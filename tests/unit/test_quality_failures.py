@@ -33,6 +33,8 @@ def _candidates(suite: Suite, parameters: dict[str, Any]) -> dict[str, list[Any]
                 values[column] += [*allowed, "ZZQ", "0"]
         if "min_value" in kwargs or "max_value" in kwargs:
             for bound in (kwargs.get("min_value"), kwargs.get("max_value")):
+                if isinstance(bound, dict):
+                    bound = parameters[bound["$PARAMETER"]]
                 if bound is not None:
                     values[column] += [bound - 1, bound, bound + 1, bound + 0.5]
         if "regex" in kwargs:

@@ -36,6 +36,8 @@ def _travellers_failing_most_checks() -> pa.Table:
             "list_key": ["f1", "f1", "f1", "f2"],
             "doc_ordinal": [1, 1, 3, 1],
             "has_non_unoa_chars": [False, True, False, False],
+            "is_doc_expiry_plausible": [True, False, None, True],
+            "oversized_field": [None, "surname", None, "given_names"],
         }
     )
 

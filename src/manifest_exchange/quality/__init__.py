@@ -36,7 +36,7 @@ from manifest_exchange.quality.failures import (
     find_failures,
 )
 from manifest_exchange.reference import country_alpha3_by_code
-from manifest_exchange.transform import ISSUES_SCHEMA
+from manifest_exchange.transform import ISSUES_SCHEMA, limits
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,10 @@ class Validator:
             self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
             self._registered: dict[str, tuple[Any, Any]] = {}
             self._data_docs = data_docs
-        self.parameters = {"country_codes": sorted(set(country_alpha3_by_code().values()))}
+        self.parameters: dict[str, Any] = {
+            "country_codes": sorted(set(country_alpha3_by_code().values())),
+            **limits.suite_parameters(),
+        }
 
     @property
     def data_docs_dir(self) -> Path:

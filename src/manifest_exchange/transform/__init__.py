@@ -27,6 +27,7 @@ from manifest_exchange.paths import read_sql_with_parameters
 from manifest_exchange.reference import airports_arrow
 from manifest_exchange.sql_session import arrow_session
 from manifest_exchange.tables import sorted_by, with_columns_of
+from manifest_exchange.transform import limits
 
 ISSUES_SCHEMA = pa.schema(
     [("row_id", pa.string()), ("check_name", pa.string()), ("severity", pa.string())]
@@ -79,6 +80,7 @@ def exchange_messages(messages: pa.Table, objects: pa.Table, agreement: Agreemen
         {
             "origin_country": agreement.origin_country,
             "destination_country": agreement.destination_country,
+            **limits.sql_parameters(),
         },
     )
 
@@ -97,6 +99,7 @@ def exchange_travellers(
         {
             "traveller_types": list(agreement.traveller_types),
             "excluded_nationalities": list(agreement.excluded_nationalities),
+            **limits.sql_parameters(),
         },
         order_by=["person_id"],
     )
