@@ -64,7 +64,8 @@ def _print_row(input_tried: str, checked: AuditReport) -> None:
     print(
         f"\nFAULTS | {input_tried} | 1 | {checked.source_travellers} | {lost} "
         f"| {len(checked.duplicate_publications)} "
-        f"| {len(checked.orphan_drops) + len(checked.drop_problems)} |"
+        f"| {len(checked.orphan_drops) + len(checked.drop_problems)} "
+        f"| {max(0, checked.ledger_quarantined - checked.quarantine_rows)} |"
     )
 
 
