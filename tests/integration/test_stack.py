@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import stat
 from collections.abc import Callable
@@ -378,5 +379,27 @@ def test_up_is_not_ready_until_an_identity_can_write_and_read_back(
         with pytest.raises(StackError, match="not ready"):
             stack.up(timeout_s=8)
         assert stack.running_state() is None
+    finally:
+        stack.down()
+
+
+def test_a_store_whose_binary_lives_under_tmp_starts(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone under /tmp has its virtual env, and so the weed binary, under /tmp too; the
+    server's private /tmp must still show it (a fresh clone's `make demo` failed with 127)."""
+    import manifest_exchange.storage.stack as stack_module
+    from manifest_exchange.storage.stack import StackPorts, weed_binary
+
+    home = tmp_path_factory.mktemp("clone-under-tmp")
+    assert str(home.resolve()).startswith("/tmp/"), "the test needs a temporary folder in /tmp"
+    binary = home / "venv" / "bin" / "weed"
+    binary.parent.mkdir(parents=True)
+    shutil.copy2(weed_binary(), binary)
+    monkeypatch.setattr(stack_module, "weed_binary", lambda: binary)
+    stack = EmbeddedStack(home, StackPorts.free())
+    try:
+        stack.up()
+        put_bytes(stack.client("pipeline"), STATE_BUCKET, "binary-under-tmp/ok", b"ok")
     finally:
         stack.down()

@@ -399,8 +399,9 @@ class EmbeddedStack:
         for port in (ports.s3, ports.master, ports.volume, ports.filer):
             if not _is_free(port):
                 raise StackError(f"port {LOOPBACK}:{port} is in use; stop what holds it first")
+        binary = weed_binary().resolve()
         command = [
-            str(weed_binary()),
+            str(binary),
             "mini",
             f"-dir={self.data_dir}",
             f"-ip={LOOPBACK}",
@@ -421,7 +422,7 @@ class EmbeddedStack:
         ]
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                [*_with_private_tmp(self.root, self.tmp_dir), *command],
+                [*_with_private_tmp(self.tmp_dir, [self.root, binary.parent]), *command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -553,23 +554,29 @@ def _probe_reads_and_writes(pipeline: S3Client) -> None:
         raise StackError("the store took a write but did not give it back")
 
 
-# Run in the new mount namespace: the stack's own tmp/ becomes /tmp. A stack root that is
-# itself under /tmp (a test's temporary home) is bound back at its path inside the new /tmp
-# first, so the server still finds its data and configuration.
+# Run in the new mount namespace: the stack's own tmp/ becomes /tmp. Folders the server needs
+# that are themselves under /tmp (a test's temporary home, a clone's virtual env holding the
+# weed binary) are bound back at their paths inside the new /tmp first.
 _PRIVATE_TMP_SCRIPT = """set -e
-private="$0" root="$1"
+private="$0" count="$1"
 shift
-case "$root" in /tmp/*)
-    mkdir -p "$private${root#/tmp}"
-    mount --bind "$root" "$private${root#/tmp}";;
-esac
+while [ "$count" -gt 0 ]; do
+    kept="$1"
+    shift
+    count=$((count - 1))
+    case "$kept" in /tmp/*)
+        mkdir -p "$private${kept#/tmp}"
+        mount --bind "$kept" "$private${kept#/tmp}";;
+    esac
+done
 mount --rbind "$private" /tmp
 exec "$@"
 """
 
 
-def _with_private_tmp(root: Path, tmp_dir: Path) -> list[str]:
-    """A prefix that runs a command with ``tmp_dir`` mounted as its ``/tmp``.
+def _with_private_tmp(tmp_dir: Path, kept: list[Path]) -> list[str]:
+    """A prefix that runs a command with ``tmp_dir`` mounted as its ``/tmp``, the folders in
+    ``kept`` still reachable at their paths.
 
     SeaweedFS puts its unix sockets at fixed paths named by port
     (``/tmp/seaweedfs-<server>-grpc-<port>.sock``; ``TMPDIR`` is not read) and removes the
@@ -580,6 +587,7 @@ def _with_private_tmp(root: Path, tmp_dir: Path) -> list[str]:
     unshare = shutil.which("unshare")
     if unshare is None:
         raise StackError("'unshare' (util-linux) is needed to give SeaweedFS a private /tmp")
+    folders = list(dict.fromkeys(str(folder.resolve()) for folder in kept))
     return [
         unshare,
         "--user",
@@ -592,7 +600,8 @@ def _with_private_tmp(root: Path, tmp_dir: Path) -> list[str]:
         "-c",
         _PRIVATE_TMP_SCRIPT,
         str(tmp_dir.resolve()),
-        str(root.resolve()),
+        str(len(folders)),
+        *folders,
     ]
 
 
