@@ -108,3 +108,29 @@ def test_a_staged_quarantine_that_changed_is_refused(embedded_stack: EmbeddedSta
 
     with pytest.raises(RuntimeError, match="corrupt"):
         publisher.recover_staged_batches(lambda outcomes, drop_id: None)
+
+
+def test_finishing_removes_the_completion_marker_before_the_staged_files(
+    embedded_stack: EmbeddedStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash halfway through removing a staging folder must leave it incomplete (then
+    discarded), not complete with files gone: recovery would fail on every run (NoSuchKey,
+    found by the kill storm)."""
+    import manifest_exchange.publish as publish
+
+    publisher, state = _publisher(embedded_stack)
+    settlement = _settlement(state, "20261201T000000Z-run1-0003")
+    publisher.publish(None, settlement)
+    deleted: list[str] = []
+    original = publish.delete_keys
+
+    def recording(client: Any, bucket: str, keys: list[str]) -> None:
+        deleted.extend(keys)
+        original(client, bucket, keys)
+
+    monkeypatch.setattr(publish, "delete_keys", recording)
+
+    publisher.finish(settlement, lambda outcomes, drop_id: None)
+
+    assert deleted[0] == state.key("staging", settlement.batch_id, STAGED_BATCH)
+    assert len(deleted) == 4  # the marker, ledger.json and two quarantine files

@@ -336,9 +336,14 @@ class DropPublisher:
         )
         finish_ledger(settlement.ledger_outcomes, settlement.drop_id)
         folder = S3Location(self.staging.bucket, self.staging.key(settlement.batch_id))
-        delete_keys(
-            self.client, folder.bucket, [info.key for info in iter_objects(self.client, folder)]
-        )
+        staged = [info.key for info in iter_objects(self.client, folder)]
+        # The completion markers go first: a folder left half-deleted by a crash is then
+        # incomplete and discarded, never "completed" again from files already gone.
+        markers = [
+            folder.key(name) for name in (MANIFEST, STAGED_BATCH) if folder.key(name) in staged
+        ]
+        delete_keys(self.client, folder.bucket, markers)
+        delete_keys(self.client, folder.bucket, [key for key in staged if key not in markers])
 
     def _stage(self, drop: Drop | None, settlement: Settlement) -> None:
         folder = self.staging.key(settlement.batch_id)
