@@ -318,7 +318,7 @@ def test_a_kill_storm_with_new_work_for_every_killed_run(
 
     kills = len(corpora)
     assert kills >= 5, f"only {kills} kills within {STORM_SECONDS:.0f} s"
-    assert mid_work >= kills // 3, f"only {mid_work} of {kills} kills landed mid-work"
+    assert mid_work >= max(3, kills // 5), f"only {mid_work} of {kills} kills landed mid-work"
     runs = _settle(exchange)
     fault = (
         f"kill storm: {kills} runs SIGKILLed, each after new work landed "
