@@ -7,7 +7,9 @@ import shutil
 import socket
 import stat
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import botocore.exceptions
 import pytest
@@ -59,7 +61,7 @@ def test_store_is_on_loopback_with_the_three_buckets(embedded_stack: EmbeddedSta
     status = embedded_stack.status()
     assert status["running"] is True
     assert str(status["endpoint_url"]).startswith("http://127.0.0.1:")
-    assert set(BUCKETS) <= set(status["buckets"])  # type: ignore[arg-type]
+    assert set(BUCKETS) <= set(cast(list[str], status["buckets"]))
 
 
 def test_credentials_are_generated_private_and_distinct(embedded_stack: EmbeddedStack) -> None:
@@ -117,7 +119,7 @@ def test_each_agreement_bucket_has_a_reader_of_its_own(seeded: EmbeddedStack, bu
     key = "v1/drops/seed/_SUCCESS"
     assert exists(reader, bucket, key)
     for elsewhere in (PARTNER_BUCKET, SOURCE_BUCKET, STATE_BUCKET):
-        assert error_code(lambda b=elsewhere: reader.list_objects_v2(Bucket=b)) == "AccessDenied"
+        assert error_code(partial(reader.list_objects_v2, Bucket=elsewhere)) == "AccessDenied"
     assert error_code(lambda: put_bytes(reader, bucket, "x", b"x")) == "AccessDenied"
     partner = seeded.client("partner")
     assert error_code(lambda: partner.list_objects_v2(Bucket=bucket)) == "AccessDenied"
@@ -215,7 +217,8 @@ def test_object_lock_keeps_every_version_of_a_published_object(seeded: EmbeddedS
         for bypass in (False, True):
             assert (
                 error_code(
-                    lambda version=version, bypass=bypass: admin.delete_object(
+                    partial(
+                        admin.delete_object,
                         Bucket=PARTNER_BUCKET,
                         Key=key,
                         VersionId=version["VersionId"],
@@ -320,7 +323,7 @@ def test_restart_right_after_down_reuses_the_ports(
     stack.down()
     restarted = stack.up()
     try:
-        assert set(BUCKETS) <= set(stack.status()["buckets"])  # type: ignore[arg-type]
+        assert set(BUCKETS) <= set(cast(list[str], stack.status()["buckets"]))
         assert restarted.ports == stack.read_state().ports  # type: ignore[union-attr]
     finally:
         stack.down()
