@@ -25,7 +25,6 @@ SHA-256 checksum.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import io
 import json
@@ -408,7 +407,6 @@ class DropPublisher:
         recovered = []
         for batch_id, keys in sorted(staged.items()):
             folder = self.staging.key(batch_id)
-            read_staged = functools.partial(get_bytes, self.client, self.staging.bucket)
             settlement = self._staged_settlement(batch_id, set(keys))
             if settlement is None:
                 # Staging never finished, so nothing reached the partner, the quarantine or
@@ -417,17 +415,19 @@ class DropPublisher:
                 delete_keys(self.client, self.staging.bucket, keys)
                 continue
             if settlement.drop_id is not None:
-                manifest = json.loads(read_staged(f"{folder}/{MANIFEST}"))
+                manifest = json.loads(self._read_staged(f"{folder}/{MANIFEST}"))
                 files = []
                 for entry in manifest["files"]:
                     data = _checked(
-                        read_staged(f"{folder}/files/{entry['key']}"), entry["sha256"], entry["key"]
+                        self._read_staged(f"{folder}/files/{entry['key']}"),
+                        entry["sha256"],
+                        entry["key"],
                     )
                     partition = {c: entry[c] for c in PARTITION_COLUMNS}
                     files.append(
                         DropFile(entry["key"], entry["rows"], data, entry["sha256"], partition)
                     )
-                index = read_parquet(read_staged(f"{folder}/index.parquet"))
+                index = read_parquet(self._read_staged(f"{folder}/index.parquet"))
                 log.warning("completing drop %s left by an interrupted run", batch_id)
                 self._complete(batch_id, files, manifest, None)
                 self._record_index(batch_id, index)
@@ -441,7 +441,7 @@ class DropPublisher:
         """A completely staged batch's settlement, with its quarantine read back; None if
         its staging is incomplete."""
         folder = self.staging.key(batch_id)
-        read_staged = functools.partial(get_bytes, self.client, self.staging.bucket)
+        read_staged = self._read_staged
         has_manifest = f"{folder}/{MANIFEST}" in keys
         if f"{folder}/{STAGED_BATCH}" not in keys:
             if not has_manifest:
@@ -467,6 +467,9 @@ class DropPublisher:
             quarantine_prefix=batch["quarantine_prefix"],
             quarantine=quarantine,
         )
+
+    def _read_staged(self, key: str) -> bytes:
+        return get_bytes(self.client, self.staging.bucket, key)
 
 
 def _checked(data: bytes, sha256: str, name: str) -> bytes:

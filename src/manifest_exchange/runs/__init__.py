@@ -312,13 +312,13 @@ def build_quarantine(
     bad_messages = quarantined_messages(messages, message_issues)
     files: dict[str, bytes] = {}
     counts: dict[str, int] = {}
+    others = pa.array(sorted(settled_elsewhere or ()), pa.string())
     for name, table in (
         ("travellers", travellers),
         ("messages", bad_messages),
         ("errors", parsed.errors),
     ):
-        if settled_elsewhere:
-            others = pa.array(sorted(settled_elsewhere), pa.string())
+        if len(others):
             table = table.filter(pc.invert(pc.is_in(table["object_key"], value_set=others)))
         counts[name] = table.num_rows
         if table.num_rows:
