@@ -56,12 +56,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench_parse import time_pydifact
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
-from manifest_exchange.ingest import ObjectToRead, fetch_objects
-from manifest_exchange.orchestration.local_prefect import LocalPrefect, free_port
+from manifest_exchange.ingest.manifests import ObjectToRead, fetch_objects
+from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.prefect_server import LocalPrefect, free_port
+from manifest_exchange.local.stack import (
+    PARTNER_BUCKET,
+    SOURCE_BUCKET,
+    STATE_BUCKET,
+    EmbeddedStack,
+    StackPorts,
+)
 from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.paxlst.parser import SourceObject
-from manifest_exchange.publish import MAX_ROWS_PER_FILE, SUCCESS_MARKER, parquet_bytes
+from manifest_exchange.publish.drops import MAX_ROWS_PER_FILE, SUCCESS_MARKER, parquet_bytes
 from manifest_exchange.storage.s3 import (
     ArrowDownloader,
     S3Client,
@@ -69,13 +76,6 @@ from manifest_exchange.storage.s3 import (
     iter_objects,
     put_bytes,
     put_many,
-)
-from manifest_exchange.storage.stack import (
-    PARTNER_BUCKET,
-    SOURCE_BUCKET,
-    STATE_BUCKET,
-    EmbeddedStack,
-    StackPorts,
 )
 from profile_summary import summarise
 

@@ -24,19 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from manifest_exchange.generate.paxlst import GeneratorOptions, generate_day
-from manifest_exchange.orchestration.local_prefect import LocalPrefect, Locations, free_port
-from manifest_exchange.paths import PROJECT_ROOT
-from manifest_exchange.publish import SUCCESS_MARKER, drops_root
-from manifest_exchange.storage.ledger import Ledger
-from manifest_exchange.storage.s3 import S3Location, put_bytes
-from manifest_exchange.storage.stack import (
+from manifest_exchange.local.generate.paxlst import GeneratorOptions, generate_day
+from manifest_exchange.local.prefect_server import LocalPrefect, Locations, free_port
+from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
     StackPorts,
 )
+from manifest_exchange.paths import PROJECT_ROOT
+from manifest_exchange.publish.drops import SUCCESS_MARKER, drops_root
+from manifest_exchange.storage.ledger import Ledger
+from manifest_exchange.storage.s3 import S3Location, put_bytes
 
 RESULTS = Path(__file__).parent / "results"
 

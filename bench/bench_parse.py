@@ -22,8 +22,8 @@ import time
 import warnings
 from pathlib import Path
 
-from manifest_exchange import airport_csv
-from manifest_exchange.generate.paxlst import GeneratorOptions, generate_day
+from manifest_exchange.airport_csv import exports as airport_csv
+from manifest_exchange.local.generate.paxlst import GeneratorOptions, generate_day
 from manifest_exchange.paxlst.parser import (
     ParseResult,
     PaxlstParser,

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from manifest_exchange.config import S3Settings
+from manifest_exchange.local.stack import STATE_BUCKET, EmbeddedStack, StackPorts
 from manifest_exchange.storage.s3 import (
     ArrowDownloader,
     create_if_absent,
@@ -31,7 +32,6 @@ from manifest_exchange.storage.s3 import (
     make_client,
     put_bytes,
 )
-from manifest_exchange.storage.stack import STATE_BUCKET, EmbeddedStack, StackPorts
 
 BODY = b'{"run_id": "bench", "travellers": {"published": 10, "duplicate": 2}}' * 3
 # About one flight's PAXLST message.

@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from manifest_exchange.agreements import DEFAULT_AGREEMENT, load_agreement
+from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, load_agreement
 from manifest_exchange.operations.reconcile import Reconciliation, reconcile
 from manifest_exchange.operations.retention import PurgeRecord, purge
 from manifest_exchange.orchestration.retry import STORE_RETRIES

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from manifest_exchange.storage.stack import EmbeddedStack, StackPorts
+from manifest_exchange.local.stack import EmbeddedStack, StackPorts
 
 if TYPE_CHECKING:
     from exchange_support import Exchange

@@ -13,19 +13,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_exchange.agreements import load_agreement
-from manifest_exchange.cli import load_exchange_flow, upload_corpus
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
-from manifest_exchange.operations.audit import AuditReport, audit
-from manifest_exchange.reference import airports
-from manifest_exchange.storage.ledger import OUTCOME_SHEET_SUFFIX
-from manifest_exchange.storage.s3 import S3Client, S3Location, get_bytes, iter_objects, put_bytes
-from manifest_exchange.storage.stack import (
+from manifest_exchange.agreements.terms import load_agreement
+from manifest_exchange.cli import load_exchange_flow
+from manifest_exchange.local.commands import upload_corpus
+from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
 )
+from manifest_exchange.operations.audit import AuditReport, audit
+from manifest_exchange.orchestration.parameters import RunOptions
+from manifest_exchange.reference.codes import airports
+from manifest_exchange.storage.ledger import OUTCOME_SHEET_SUFFIX
+from manifest_exchange.storage.s3 import S3Client, S3Location, get_bytes, iter_objects, put_bytes
 
 FLIGHT_DATE = dt.date(2026, 12, 1)
 
@@ -58,8 +60,8 @@ class Exchange:
         put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
 
     def run(self, **options: Any) -> dict[str, Any]:
-        """One exchange run; ``options`` are the flow's other parameters (runner, batch_mb)."""
-        report: dict[str, Any] = self.flow(**self.locations, **options)
+        """One exchange run; ``options`` are its :class:`RunOptions` (runner, batch_mb)."""
+        report: dict[str, Any] = self.flow(**self.locations, options=RunOptions(**options))
         return report
 
     def audit(self, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from manifest_exchange.local.stack import EmbeddedStack
 from manifest_exchange.paths import PROJECT_ROOT
-from manifest_exchange.storage.stack import EmbeddedStack
 
 # Shapes of key material that must never be committed.
 SECRET_PATTERNS = {

@@ -15,7 +15,6 @@ Commands:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -23,16 +22,15 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from manifest_exchange import airport_csv
-from manifest_exchange.agreements import DEFAULT_AGREEMENT, AgreementError, load_agreement
+from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, AgreementError, load_agreement
+from manifest_exchange.airport_csv import exports as airport_csv
 from manifest_exchange.config import Settings
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
-from manifest_exchange.ingest import ObjectToRead, fetch_objects
+from manifest_exchange.ingest.manifests import ObjectToRead, fetch_objects
+from manifest_exchange.orchestration.parameters import RunOptions
 from manifest_exchange.paths import FLOWS_DIR
 from manifest_exchange.paxlst.parser import (
     MAX_OBJECT_BYTES,
@@ -50,17 +48,10 @@ from manifest_exchange.storage.s3 import (
     S3Location,
     iter_objects,
     make_client,
-    put_many,
-)
-from manifest_exchange.storage.stack import (
-    PARTNER_BUCKET,
-    SOURCE_BUCKET,
-    STATE_BUCKET,
-    EmbeddedStack,
-    StackError,
 )
 
 log = logging.getLogger("manifest_exchange")
+
 
 # Fields printed by ``parse`` for each person, in this order.
 PERSON_FIELDS = (
@@ -106,10 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.from_env()
     try:
         result: int = args.handler(args, settings)
-    except (StackError, AgreementError, ValueError, FileNotFoundError) as exc:
+    except (AgreementError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return result
+
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _local(command: str) -> Handler:
+    """A local-only command (:mod:`manifest_exchange.local.commands`), imported when it runs:
+    the production commands never load the local tooling."""
+
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        from manifest_exchange.local import commands
+
+        return commands.run(command, args, settings)
+
+    return handler
 
 
 def _argument_parser() -> argparse.ArgumentParser:
@@ -119,7 +125,7 @@ def _argument_parser() -> argparse.ArgumentParser:
     stack = commands.add_parser("stack", help="the embedded S3 store (SeaweedFS) on loopback")
     stack.add_argument("action", choices=["up", "down", "status", "env"])
     stack.add_argument("--identity", default="pipeline", help="for 'env': whose credentials")
-    stack.set_defaults(handler=_stack)
+    stack.set_defaults(handler=_local("stack"))
 
     generate = commands.add_parser("generate", help="synthetic PAXLST traffic out of Taiwan")
     generate.add_argument("--date", required=True, type=dt.date.fromisoformat)
@@ -138,7 +144,7 @@ def _argument_parser() -> argparse.ArgumentParser:
         "--origin", default="TWN", choices=["TWN", "JPN"], help="whose departures (JPN: jp-tw)"
     )
     generate.add_argument("--to", required=True, help="s3://bucket/prefix or a local folder")
-    generate.set_defaults(handler=_generate)
+    generate.set_defaults(handler=_local("generate"))
 
     parse = commands.add_parser("parse", help="PAXLST files or s3:// prefixes -> JSON lines")
     parse.add_argument("inputs", nargs="+", help="files, folders or s3://bucket/prefix")
@@ -228,38 +234,14 @@ def _argument_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MX_ALERT_WEBHOOK_URL"),
         help="where failure alerts go (default: a local receiver writing .local/ui/alerts.jsonl)",
     )
-    ui.set_defaults(handler=_ui)
+    ui.set_defaults(handler=_local("ui"))
 
     demo = commands.add_parser("demo", help="end to end on the embedded stack")
     demo.add_argument("--date", type=dt.date.fromisoformat, default=dt.date(2026, 12, 1))
     demo.add_argument("--flights", type=int, default=150)
     demo.add_argument("--seed", type=int, default=20261201)
-    demo.set_defaults(handler=_demo)
+    demo.set_defaults(handler=_local("demo"))
     return parser
-
-
-# -- stack --------------------------------------------------------------------------------------
-
-
-def _stack(args: argparse.Namespace, settings: Settings) -> int:
-    stack = EmbeddedStack(settings.home)
-    if args.action == "up":
-        started = time.perf_counter()
-        state = stack.up()
-        log.info("store ready at %s in %.1fs", state.endpoint_url, time.perf_counter() - started)
-        print(json.dumps(stack.status(), indent=2))
-    elif args.action == "down":
-        print("stopped" if stack.down() else "not running")
-    elif args.action == "status":
-        status = stack.status()
-        print(json.dumps(status, indent=2))
-        return 0 if status["running"] else 3
-    else:
-        print("\n".join(stack.env_lines(args.identity)))
-    return 0
-
-
-# -- audit --------------------------------------------------------------------------------------
 
 
 def _audit(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,87 +258,6 @@ def _audit(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps(report.as_dict(), indent=1))
     return 0 if report.ok else 1
-
-
-# -- ui -----------------------------------------------------------------------------------------
-
-
-def _ui(args: argparse.Namespace, settings: Settings) -> int:
-    from manifest_exchange.orchestration.local_prefect import LocalPrefect
-
-    local = LocalPrefect(settings.home, FLOWS_DIR.parent, port=args.port)
-    stack = EmbeddedStack(settings.home)
-    if args.action == "down":
-        stopped = local.down()
-        print(
-            f"stopped: {', '.join(stopped) or 'nothing'}; store "
-            + ("stopped" if stack.down() else "was not running")
-        )
-        return 0
-    if args.action == "status":
-        processes = local.read_processes()
-        print(json.dumps({"prefect": processes and vars(processes), "store": stack.status()}))
-        return 0 if processes else 3
-    started = time.perf_counter()
-    processes = local.up(
-        stack,
-        interval_s=args.interval_seconds,
-        retain_days=args.retain_days,
-        webhook_url=args.webhook,
-    )
-    ui_url = processes.api_url.removesuffix("/api")
-    print(
-        f"Prefect UI: {ui_url} (ready in {time.perf_counter() - started:.0f}s)\n"
-        f"  deployments: tw-jp-exchange (every {args.interval_seconds}s), tw-jp-backfill, "
-        f"tw-jp-reconcile, tw-jp-retention on work pool 'manifest-exchange'\n"
-        f"  store: {stack.status()['endpoint_url']} (load manifests with "
-        f"`manifest-exchange generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
-        f"credentials: `manifest-exchange stack env --identity loader`)\n"
-        f"  alerts: {args.webhook or local.alerts_file}\n"
-        f"  logs: {local.root}/*.log; stop everything with `make ui-down`"
-    )
-    return 0
-
-
-# -- generate -----------------------------------------------------------------------------------
-
-
-def _generate(args: argparse.Namespace, settings: Settings) -> int:
-    options = GeneratorOptions(
-        flight_date=args.date,
-        flights=args.flights,
-        seed=args.seed,
-        defect_rate=args.defect_rate,
-        resend_rate=args.resend_rate,
-        part_size=args.part_size,
-        csv_rate=args.csv_rate,
-        csv_only=args.csv_only,
-        origin_country=args.origin,
-    )
-    corpus = generate_day(options)
-    if args.to.startswith("s3://"):
-        upload_corpus(corpus, S3Location.parse(args.to), make_client(settings.s3))
-    else:
-        write_corpus(corpus, Path(args.to))
-    print(json.dumps(corpus.summary(), indent=2))
-    return 0
-
-
-def upload_corpus(corpus: Corpus, location: S3Location, client: S3Client) -> None:
-    items = [(location.key(obj.key), obj.data) for obj in corpus.objects]
-    put_many(client, location.bucket, items)
-    log.info("uploaded %d objects to %s", len(items), location)
-
-
-def write_corpus(corpus: Corpus, folder: Path) -> None:
-    for obj in corpus.objects:
-        path = folder / obj.key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(obj.data)
-    log.info("wrote %d objects under %s", len(corpus.objects), folder)
-
-
-# -- parse --------------------------------------------------------------------------------------
 
 
 def _parse(args: argparse.Namespace, settings: Settings) -> int:
@@ -434,9 +335,6 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# -- run and partner ----------------------------------------------------------------------------
-
-
 def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[str, Any]]:
     """A Prefect flow from ``flows/exchange.py`` (default: one agreement's), loaded by path.
 
@@ -458,9 +356,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         state=args.state,
         partner=args.partner,
         agreement=args.agreement,
-        runner=args.runner,
-        dask_address=args.dask_address,
-        batch_mb=args.batch_mb,
+        options=RunOptions(
+            runner=args.runner, dask_address=args.dask_address, batch_mb=args.batch_mb
+        ),
     )
     print(format_report(report))
     if args.json:
@@ -520,84 +418,6 @@ def _partner_fetch(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps({"fetched": fetched, "to": str(args.to)}, indent=2))
     return 0
-
-
-# -- demo ---------------------------------------------------------------------------------------
-
-
-def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Stack up, a day of traffic into the source bucket, two exchange runs, partner checks."""
-    stack = EmbeddedStack(settings.home)
-    state = stack.up()
-    print(f"1. embedded store up at {state.endpoint_url} (data in {stack.data_dir})")
-    # A share of flights also comes as the departure airport's CSV export, beside the airline's
-    # PAXLST: the run merges both without publishing anyone twice.
-    options = GeneratorOptions(args.date, flights=args.flights, seed=args.seed, csv_rate=0.1)
-    corpus = generate_day(options)
-    upload_corpus(corpus, S3Location(SOURCE_BUCKET), stack.client("loader"))
-    generated = corpus.summary()
-    by_format = Counter(o.source_format for o in corpus.objects)
-    formats = ", ".join(f"{n} {name}" for name, n in sorted(by_format.items()))
-    print(
-        f"2. generated {generated['objects']} objects ({formats}) for {generated['flights']} "
-        f"flights ({generated['travellers_in_objects']} travellers) into "
-        f"s3://{SOURCE_BUCKET}/paxlst/"
-    )
-    partner = f"s3://{PARTNER_BUCKET}/tw-jp"
-    locations = {
-        "source": f"s3://{SOURCE_BUCKET}/paxlst/{args.date:%Y-%m-%d}",
-        "state": f"s3://{STATE_BUCKET}/tw-jp",
-        "partner": partner,
-    }
-    flow = load_exchange_flow()
-    with _environment(stack.environment("pipeline")):
-        first = flow(**locations)
-    print("3. exchange run (pipeline identity):")
-    print(format_report(first))
-    partner_client = stack.client("partner")
-    verified = verify_drops(partner_client, S3Location.parse(partner))
-    print(f"4. partner verify (partner identity): {json.dumps(verified.as_dict())}")
-    fetched_to = settings.home / "partner-inbox"
-    fetched = fetch_drops(partner_client, S3Location.parse(partner), fetched_to)
-    print(f"5. partner fetch: {len(fetched)} drop(s) into {fetched_to}; read them with DuckDB:")
-    glob = f"{fetched_to}/v1/drops/*/*/*/*.parquet"
-    print(f"   select * from read_parquet('{glob}', hive_partitioning = true)")  # noqa: S608
-    print(f"   {_example_query(fetched_to)}")
-    with _environment(stack.environment("pipeline")):
-        second = flow(**locations)
-    print("6. second run over the same prefix (must publish nothing):")
-    print(format_report(second))
-    if second["drop_ids"] or not verified.is_ok:
-        print("error: the second run published again or verification failed", file=sys.stderr)
-        return 1
-    print("The store keeps running; stop it with: manifest-exchange stack down")
-    return 0
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Run the flow as the pipeline identity: it reads its settings from the environment."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _example_query(folder: Path) -> str:
-    import duckdb
-
-    rows = duckdb.sql(
-        "select arr_airport, count(*) as travellers from read_parquet($glob, "
-        "hive_partitioning = true) group by all order by travellers desc limit 5",
-        params={"glob": f"{folder}/v1/drops/*/*/*/*.parquet"},
-    ).fetchall()
-    return "top arrival airports: " + ", ".join(f"{a} {n}" for a, n in rows)
 
 
 if __name__ == "__main__":

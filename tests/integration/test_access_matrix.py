@@ -16,8 +16,8 @@ from typing import Any, cast
 import botocore.exceptions
 import pytest
 
+from manifest_exchange.local.stack import BUCKETS, IDENTITY_ACTIONS, EmbeddedStack
 from manifest_exchange.storage.s3 import S3Client
-from manifest_exchange.storage.stack import BUCKETS, IDENTITY_ACTIONS, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

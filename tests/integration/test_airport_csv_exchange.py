@@ -10,8 +10,8 @@ import pyarrow.compute as pc
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.generate.paxlst import Corpus, Traveller
-from manifest_exchange.reference import airports
+from manifest_exchange.local.generate.paxlst import Corpus, Traveller
+from manifest_exchange.reference.codes import airports
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pytest
 
 from exchange_support import Exchange, make_corpus
 from manifest_exchange.cli import main
-from manifest_exchange.publish import SUCCESS_MARKER, drops_root
+from manifest_exchange.local.stack import PARTNER_BUCKET, STATE_BUCKET
+from manifest_exchange.publish.drops import SUCCESS_MARKER, drops_root
 from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
-from manifest_exchange.storage.stack import PARTNER_BUCKET, STATE_BUCKET
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ import pyarrow.compute as pc
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.local.generate.paxlst import Corpus
+from manifest_exchange.local.stack import PARTNER_BUCKET
 from manifest_exchange.publish.partner import verify_drops
 from manifest_exchange.storage.s3 import get_bytes, iter_objects
-from manifest_exchange.storage.stack import PARTNER_BUCKET
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +105,7 @@ def test_unknown_runner_fails_before_claiming_anything(exchange: Exchange) -> No
     corpus = make_corpus(flights=1, seed=53)
     exchange.upload(corpus)
 
-    with pytest.raises(ValueError, match="unknown runner 'spark'"):
+    with pytest.raises(ValueError, match="'threads' or 'dask'"):
         exchange.run(runner="spark")
 
     assert exchange.run()["objects"]["claimed"] == corpus.summary()["objects"]

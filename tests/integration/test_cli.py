@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from manifest_exchange.cli import main
+from manifest_exchange.local.stack import SOURCE_BUCKET, EmbeddedStack
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
-from manifest_exchange.storage.stack import SOURCE_BUCKET, EmbeddedStack
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ import os
 import pytest
 
 from faulty_proxy import FaultyProxy
+from manifest_exchange.local.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 from manifest_exchange.storage.s3 import (
     ArrowDownloader,
     is_transient_error,
     make_client,
     put_bytes,
 )
-from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

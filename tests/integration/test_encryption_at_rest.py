@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from manifest_exchange.storage.stack import (
+from manifest_exchange.local.stack import (
     PARTNER_BUCKETS,
     SOURCE_BUCKET,
     STATE_BUCKET,

@@ -19,15 +19,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.generate.paxlst import Corpus
-from manifest_exchange.publish.partner import fetch_drops, verify_drops
-from manifest_exchange.reference import airports
-from manifest_exchange.runs import batches as runs_batches
-from manifest_exchange.storage.ledger import PublishLock
-from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
-from manifest_exchange.storage.stack import (
+from manifest_exchange.local.generate.paxlst import Corpus
+from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
 )
+from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.reference.codes import airports
+from manifest_exchange.runs import batches as runs_batches
+from manifest_exchange.storage.locks import PublishLock
+from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from exchange_support import Exchange, make_corpus
+from manifest_exchange.local.stack import PARTNER_BUCKET
 from manifest_exchange.publish.partner import verify_drops
 from manifest_exchange.storage.s3 import get_bytes, iter_objects
-from manifest_exchange.storage.stack import PARTNER_BUCKET
 
 pytestmark = pytest.mark.integration
 

@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 
+from manifest_exchange.local.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 from manifest_exchange.storage import ledger as ledger_module
 from manifest_exchange.storage.ledger import (
     COMPACT_AFTER_SHEETS,
     OUTCOME_SHEET_SUFFIX,
     Ledger,
-    LockTimeoutError,
-    PublishLock,
-    StateLock,
 )
+from manifest_exchange.storage.locks import LockTimeoutError, PublishLock, StateLock
 from manifest_exchange.storage.s3 import S3Location, iter_objects, put_bytes
-from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import botocore.exceptions
 import pytest
 
 from exchange_support import Exchange, make_corpus
+from manifest_exchange.local.stack import PARTNER_BUCKET, STATE_BUCKET
 from manifest_exchange.operations.reconcile import reconcile
 from manifest_exchange.operations.retention import purge
 from manifest_exchange.storage.ledger import Discovery, Ledger
 from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
-from manifest_exchange.storage.stack import PARTNER_BUCKET, STATE_BUCKET
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from exchange_support import FLIGHT_DATE, Exchange, make_corpus
-from manifest_exchange.agreements import (
+from manifest_exchange.agreements.terms import (
     AGREEMENTS_DIR,
     V1_COLUMNS,
     V2_COLUMNS,
@@ -24,12 +24,12 @@ from manifest_exchange.agreements import (
     load_agreement,
 )
 from manifest_exchange.cli import load_exchange_flow
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.stack import STATE_BUCKET, reader_identity
 from manifest_exchange.operations.audit import audit
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
-from manifest_exchange.reference import airports
+from manifest_exchange.reference.codes import airports
 from manifest_exchange.storage.s3 import S3Location
-from manifest_exchange.storage.stack import STATE_BUCKET, reader_identity
 
 pytestmark = pytest.mark.integration
 

@@ -27,21 +27,21 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from exchange_support import make_corpus
-from manifest_exchange.agreements import load_agreement
-from manifest_exchange.cli import upload_corpus
-from manifest_exchange.generate.paxlst import Corpus
-from manifest_exchange.orchestration.alerts import read_alerts
-from manifest_exchange.orchestration.local_prefect import LocalPrefect, Locations, free_port
-from manifest_exchange.paths import PROJECT_ROOT
-from manifest_exchange.publish.partner import verify_drops
-from manifest_exchange.storage.s3 import S3Location, iter_objects
-from manifest_exchange.storage.stack import (
+from manifest_exchange.agreements.terms import load_agreement
+from manifest_exchange.local.alert_receiver import read_alerts
+from manifest_exchange.local.commands import upload_corpus
+from manifest_exchange.local.generate.paxlst import Corpus
+from manifest_exchange.local.prefect_server import LocalPrefect, Locations, free_port
+from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
     reader_identity,
 )
+from manifest_exchange.paths import PROJECT_ROOT
+from manifest_exchange.publish.partner import verify_drops
+from manifest_exchange.storage.s3 import S3Location, iter_objects
 
 pytestmark = pytest.mark.integration
 

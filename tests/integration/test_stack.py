@@ -15,15 +15,7 @@ import botocore.exceptions
 import pytest
 
 from manifest_exchange.config import S3Settings
-from manifest_exchange.storage.s3 import (
-    S3Client,
-    exists,
-    make_client,
-    put_bytes,
-    put_many,
-    sha256_b64,
-)
-from manifest_exchange.storage.stack import (
+from manifest_exchange.local.stack import (
     BUCKETS,
     IDENTITY_ACTIONS,
     PARTNER_BUCKET,
@@ -33,6 +25,14 @@ from manifest_exchange.storage.stack import (
     STATE_BUCKET,
     EmbeddedStack,
     reader_identity,
+)
+from manifest_exchange.storage.s3 import (
+    S3Client,
+    exists,
+    make_client,
+    put_bytes,
+    put_many,
+    sha256_b64,
 )
 
 pytestmark = pytest.mark.integration
@@ -300,7 +300,7 @@ def test_many_uploads_at_once_keep_each_objects_content_type(
 
 
 def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from manifest_exchange.storage.stack import StackPorts
+    from manifest_exchange.local.stack import StackPorts
 
     stack = EmbeddedStack(tmp_path_factory.mktemp("second"), StackPorts.free())
     first = stack.up()
@@ -313,7 +313,7 @@ def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPat
 def test_restart_right_after_down_reuses_the_ports(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    from manifest_exchange.storage.stack import StackPorts
+    from manifest_exchange.local.stack import StackPorts
 
     stack = EmbeddedStack(tmp_path_factory.mktemp("restart"), StackPorts.free())
     stack.up()
@@ -335,7 +335,7 @@ def test_the_sockets_are_the_stacks_own_and_another_stores_are_left_alone(
     """SeaweedFS names its unix sockets by port under a fixed ``/tmp`` and replaces what it
     finds there. Another store with the same ports (in another network namespace) holds
     one of those paths here; starting this stack must neither take it nor use it."""
-    from manifest_exchange.storage.stack import StackPorts
+    from manifest_exchange.local.stack import StackPorts
 
     ports = StackPorts.free()
     theirs = Path(f"/tmp/seaweedfs-master-grpc-{ports.master + 10000}.sock")
@@ -373,7 +373,7 @@ def test_up_is_not_ready_until_an_identity_can_write_and_read_back(
 ) -> None:
     """A store that answers admin but refuses the identities' writes is not ready: ``up``
     fails and stops it instead of reporting a store that will fail every run."""
-    from manifest_exchange.storage.stack import StackError, StackPorts
+    from manifest_exchange.local.stack import StackError, StackPorts
 
     read_only = [g for g in IDENTITY_ACTIONS["pipeline"] if not g.startswith("Write:")]
     monkeypatch.setitem(IDENTITY_ACTIONS, "pipeline", read_only)
@@ -391,8 +391,8 @@ def test_a_store_whose_binary_lives_under_tmp_starts(
 ) -> None:
     """A clone under /tmp has its virtual env, and so the weed binary, under /tmp too; the
     server's private /tmp must still show it (a fresh clone's `make demo` failed with 127)."""
-    import manifest_exchange.storage.stack as stack_module
-    from manifest_exchange.storage.stack import StackPorts, weed_binary
+    import manifest_exchange.local.stack as stack_module
+    from manifest_exchange.local.stack import StackPorts, weed_binary
 
     home = tmp_path_factory.mktemp("clone-under-tmp")
     assert str(home.resolve()).startswith("/tmp/"), "the test needs a temporary folder in /tmp"

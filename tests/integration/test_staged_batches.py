@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from manifest_exchange.publish import STAGED_BATCH, DropPublisher, Settlement
+from manifest_exchange.local.stack import PARTNER_BUCKET, STATE_BUCKET, EmbeddedStack
+from manifest_exchange.publish.publisher import STAGED_BATCH, DropPublisher, Settlement
 from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects
-from manifest_exchange.storage.stack import PARTNER_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_finishing_removes_the_completion_marker_before_the_staged_files(
     """A crash halfway through removing a staging folder must leave it incomplete (then
     discarded), not complete with files gone: recovery would fail on every run (NoSuchKey,
     found by the kill storm)."""
-    import manifest_exchange.publish as publish
+    from manifest_exchange.publish import publisher as publish
 
     publisher, state = _publisher(embedded_stack)
     settlement = _settlement(state, "20261201T000000Z-run1-0003")

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import manifest_exchange.publish as publish
-from manifest_exchange import ingest, runs
-from manifest_exchange.storage import ledger
-from manifest_exchange.storage.stack import PARTNER_BUCKET
+from manifest_exchange.local.stack import PARTNER_BUCKET
+from manifest_exchange.publish import publisher
+from manifest_exchange.runs import batches, settle
+from manifest_exchange.storage import ledger, locks
 
 
 def _kill_after(
@@ -45,21 +45,21 @@ def _kill_before(owner: Any, name: str) -> None:
 
 POINTS: dict[str, Callable[[], None]] = {
     "after-claim": lambda: _kill_after(ledger.Ledger, "claim"),
-    "after-parse": lambda: _kill_after(ingest, "read_manifests"),
+    "after-parse": lambda: _kill_after(batches, "read_manifests"),
     # The partner's data files are written, the manifest and _SUCCESS are not.
     "after-data-files": lambda: _kill_after(
-        publish, "put_many", lambda client, bucket, items, **_: bucket == PARTNER_BUCKET
+        publisher, "put_many", lambda client, bucket, items, **_: bucket == PARTNER_BUCKET
     ),
     # Data files and manifest written; the lock check right before _SUCCESS is the last step.
-    "before-success": lambda: _kill_after(ledger.PublishLock, "is_held_by"),
+    "before-success": lambda: _kill_after(locks.PublishLock, "is_held_by"),
     # The drop is complete and in the record index; the ledger has not recorded its objects.
-    "after-publish": lambda: _kill_after(publish.DropPublisher, "publish"),
+    "after-publish": lambda: _kill_after(publisher.DropPublisher, "publish"),
     # The batch's quarantine is written; its ledger outcomes are not.
-    "before-ledger": lambda: _kill_before(runs, "finish_ledger"),
+    "before-ledger": lambda: _kill_before(settle, "finish_ledger"),
     # The ledger has recorded the batch's objects; its staging folder is still there.
-    "after-ledger": lambda: _kill_after(runs, "finish_ledger"),
+    "after-ledger": lambda: _kill_after(settle, "finish_ledger"),
     # Not killed: stopped (SIGSTOP) once its objects are parsed, for the test to resume later.
-    "stop-after-parse": lambda: _kill_after(ingest, "read_manifests", sent=signal.SIGSTOP),
+    "stop-after-parse": lambda: _kill_after(batches, "read_manifests", sent=signal.SIGSTOP),
 }
 
 if __name__ == "__main__":

@@ -23,11 +23,11 @@ import pytest
 
 from exchange_support import FLIGHT_DATE, Exchange, expected_outcomes, make_corpus
 from faulty_proxy import FaultyProxy
-from manifest_exchange.cli import upload_corpus
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.commands import upload_corpus
+from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
+from manifest_exchange.local.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
 from manifest_exchange.storage.s3 import S3Location, iter_objects
-from manifest_exchange.storage.stack import SOURCE_BUCKET, STATE_BUCKET, EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

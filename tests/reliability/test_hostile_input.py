@@ -11,10 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.local.generate.paxlst import Corpus
+from manifest_exchange.local.stack import SOURCE_BUCKET
 from manifest_exchange.operations.audit import AuditReport
 from manifest_exchange.storage.s3 import ArrowDownloader
-from manifest_exchange.storage.stack import SOURCE_BUCKET
 
 pytestmark = pytest.mark.integration
 

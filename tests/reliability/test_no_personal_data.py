@@ -13,9 +13,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from exchange_support import Exchange, make_corpus
 from manifest_exchange.cli import main
-from manifest_exchange.generate.paxlst import Corpus
+from manifest_exchange.local.generate.paxlst import Corpus
+from manifest_exchange.local.stack import STATE_BUCKET
 from manifest_exchange.storage.s3 import get_bytes
-from manifest_exchange.storage.stack import STATE_BUCKET
 
 pytestmark = pytest.mark.integration
 

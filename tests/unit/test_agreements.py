@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from manifest_exchange.agreements import (
+from manifest_exchange.agreements.terms import (
     AGREEMENTS_DIR,
     V1_COLUMNS,
     V2_COLUMNS,

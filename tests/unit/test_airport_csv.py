@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from manifest_exchange import airport_csv
+from manifest_exchange.airport_csv import exports as airport_csv
 from manifest_exchange.paxlst.parser import ParseResult, PaxlstParser, SourceObject
 
 HEADER = (

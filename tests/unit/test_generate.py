@@ -5,10 +5,15 @@ from collections import Counter
 
 import pytest
 
-from manifest_exchange.airport_csv import is_airport_csv
-from manifest_exchange.generate.paxlst import Corpus, GeneratorOptions, _Generator, generate_day
+from manifest_exchange.airport_csv.exports import is_airport_csv
+from manifest_exchange.local.generate.paxlst import (
+    Corpus,
+    GeneratorOptions,
+    _Generator,
+    generate_day,
+)
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
-from manifest_exchange.reference import airports
+from manifest_exchange.reference.codes import airports
 
 DAY = dt.date(2026, 12, 1)
 

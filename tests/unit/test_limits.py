@@ -9,15 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from manifest_exchange import airport_csv
-from manifest_exchange.agreements import load_agreement
+from manifest_exchange.agreements.terms import load_agreement
+from manifest_exchange.airport_csv import exports as airport_csv
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
-from manifest_exchange.transform import (
-    empty_issues,
-    exchange_messages,
-    exchange_travellers,
-    limits,
-)
+from manifest_exchange.transform import limits
+from manifest_exchange.transform.exchange import exchange_messages, exchange_travellers
+from manifest_exchange.transform.schemas import empty_issues
 
 GUIDE = Path(__file__).parents[2] / "docs" / "partner-guide.md"
 FLIGHT = "TDT+20+CI100+++CI'LOC+125+TPE'DTM+189:{dep}'LOC+87+NRT'DTM+232:{arr}'"

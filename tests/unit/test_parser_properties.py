@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from manifest_exchange.generate.paxlst import SYNTAXES, GeneratorOptions, Syntax, _Generator
+from manifest_exchange.local.generate.paxlst import SYNTAXES, GeneratorOptions, Syntax, _Generator
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
 
 # Letters plus every service character any of the syntaxes uses, so escaping is exercised.

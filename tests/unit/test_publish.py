@@ -7,8 +7,9 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifest_exchange.publish import _as_index, build_drop, new_drop_id
-from manifest_exchange.transform import RECORD_INDEX_SCHEMA
+from manifest_exchange.publish.drops import build_drop, new_drop_id
+from manifest_exchange.publish.record_index import _as_index
+from manifest_exchange.transform.schemas import RECORD_INDEX_SCHEMA
 
 PUBLISHED_AT = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from manifest_exchange.quality import SuiteError, Validator, load_suite
+from manifest_exchange.quality.suites import SuiteError, load_suite
+from manifest_exchange.quality.validator import Validator
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from manifest_exchange import quality, sql_session
-from manifest_exchange.quality import Suite, SuiteError, Validator, load_suite
+from manifest_exchange import sql_session
 from manifest_exchange.quality.failures import CountMismatchError, find_failures
+from manifest_exchange.quality.suites import SUITES, Suite, SuiteError, load_suite
+from manifest_exchange.quality.validator import Validator
 
 ROWS = 600
 
@@ -87,7 +88,7 @@ def parameters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return Validator(tmp_path_factory.mktemp("gx"), data_docs=False).parameters
 
 
-@pytest.mark.parametrize("suite_name", quality.SUITES)
+@pytest.mark.parametrize("suite_name", SUITES)
 @pytest.mark.parametrize("seed", [1, 2])
 def test_derived_rows_are_the_rows_gx_names(
     suite_name: str, seed: int, parameters: dict[str, Any]

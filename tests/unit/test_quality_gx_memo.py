@@ -12,8 +12,9 @@ import great_expectations as gx
 import pyarrow as pa
 import pytest
 
-from manifest_exchange import quality
-from manifest_exchange.quality import Validator, gx_memo, load_suite
+from manifest_exchange.quality import gx_memo
+from manifest_exchange.quality.suites import load_suite
+from manifest_exchange.quality.validator import SuiteResult, Validator
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def _travellers_failing_most_checks() -> pa.Table:
     )
 
 
-def _gx_results(result: quality.SuiteResult) -> list[tuple[Any, ...]]:
+def _gx_results(result: SuiteResult) -> list[tuple[Any, ...]]:
     (_, validation), *_ = result.documents
     return [
         (r.expectation_config.type, r.expectation_config.kwargs, r.success, r.result)
@@ -60,7 +61,7 @@ def test_a_validation_reports_the_same_with_and_without_the_memo(
 ) -> None:
     suite, table = load_suite("paxlst_travellers"), _travellers_failing_most_checks()
     memoised = validator.validate(suite, table)
-    monkeypatch.setattr(quality.gx_memo, "memoised_configurations", nullcontext)
+    monkeypatch.setattr(gx_memo, "memoised_configurations", nullcontext)
     derived_each_time = validator.validate(suite, table)
 
     assert memoised.issues.num_rows >= 8
@@ -82,7 +83,7 @@ def test_gx_does_not_change_an_expectation_after_its_configuration_was_kept(
             assert gx_memo._memo is not None
             kept.extend(v for v in gx_memo._memo.values() if v[1] is not None)
 
-    monkeypatch.setattr(quality.gx_memo, "memoised_configurations", recording)
+    monkeypatch.setattr(gx_memo, "memoised_configurations", recording)
     validator.validate(load_suite("paxlst_travellers"), _travellers_failing_most_checks())
     # Every configuration the memo kept is what GX derives for its expectation at the end:
     # neither the expectation nor the kept configuration was changed after it was kept.

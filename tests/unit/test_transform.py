@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from manifest_exchange.transform import doc_match_hmacs, document_shapes
+from manifest_exchange.transform.exchange import doc_match_hmacs, document_shapes
 
 # RFC 4231, test case 2: HMAC-SHA256 with key "Jefe".
 RFC_4231_KEY = b"Jefe"

@@ -26,9 +26,9 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from manifest_exchange.agreements import Agreement
-from manifest_exchange.ingest import ObjectToRead, read_manifests
-from manifest_exchange.publish import SUCCESS_MARKER, drops_root
+from manifest_exchange.agreements.terms import Agreement
+from manifest_exchange.ingest.manifests import ObjectToRead, read_manifests
+from manifest_exchange.publish.drops import SUCCESS_MARKER, drops_root
 from manifest_exchange.publish.partner import list_drops, verify_drops
 from manifest_exchange.storage.ledger import Ledger
 from manifest_exchange.storage.s3 import (

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from manifest_exchange.publish import SUCCESS_MARKER
+from manifest_exchange.publish.drops import SUCCESS_MARKER
 from manifest_exchange.publish.partner import list_drops, verify_drops
 from manifest_exchange.storage.ledger import Ledger
 from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects

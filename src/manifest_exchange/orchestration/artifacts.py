@@ -16,7 +16,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from manifest_exchange.transform import OUTCOMES
+from manifest_exchange.transform.schemas import OUTCOMES
 
 
 class StageProgress:

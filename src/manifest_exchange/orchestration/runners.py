@@ -17,9 +17,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from manifest_exchange.agreements import Agreement
+from manifest_exchange.agreements.terms import Agreement
 from manifest_exchange.config import S3Settings
-from manifest_exchange.ingest import ObjectToRead
+from manifest_exchange.ingest.manifests import ObjectToRead
 from manifest_exchange.orchestration.retry import STORE_RETRIES
 from manifest_exchange.runs import batches
 from manifest_exchange.runs.batches import RUNNERS, CheckedBatch

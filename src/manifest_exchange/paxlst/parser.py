@@ -30,7 +30,7 @@ from manifest_exchange.digests import sha256_hex
 from manifest_exchange.paths import read_sql, read_sql_with_parameters
 from manifest_exchange.paxlst.segments import SplitBatch, split_batch
 from manifest_exchange.paxlst.syntax import UnreadableObjectError, canonicalise, split_at_messages
-from manifest_exchange.reference import airports_arrow, countries_arrow
+from manifest_exchange.reference.codes import airports_arrow, countries_arrow
 from manifest_exchange.tables import sorted_by
 
 MACROS = (

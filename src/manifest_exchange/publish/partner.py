@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from manifest_exchange.publish import MANIFEST, SUCCESS_MARKER, drops_root
+from manifest_exchange.publish.drops import MANIFEST, SUCCESS_MARKER, drops_root
 from manifest_exchange.storage.s3 import ObjectInfo, S3Client, S3Location, get_bytes, iter_objects
 
 

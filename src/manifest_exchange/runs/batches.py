@@ -22,12 +22,24 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from manifest_exchange import ingest, quality, transform
-from manifest_exchange.agreements import Agreement
+from manifest_exchange.agreements.terms import Agreement
 from manifest_exchange.config import S3Settings
-from manifest_exchange.ingest import ObjectToRead, ParsedManifests
+from manifest_exchange.ingest.manifests import (
+    ObjectToRead,
+    ParsedManifests,
+    pages,
+    read_manifests,
+    shared_parser,
+)
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
+from manifest_exchange.quality.suites import load_suite
+from manifest_exchange.quality.validator import SuiteResult, Validator, import_great_expectations
 from manifest_exchange.storage.s3 import ArrowDownloader
+from manifest_exchange.transform.exchange import (
+    exchange_lists,
+    exchange_messages,
+    exchange_travellers,
+)
 
 # About 60,000 travellers of EDIFACT; checking one takes a few hundred MB at its peak. The
 # faster the run, the more its batches overlap: once outcomes took one write per batch, 12 MB
@@ -60,7 +72,7 @@ class CheckedBatch:
     parsed: ParsedManifests
     messages: pa.Table
     travellers: pa.Table
-    results: dict[str, quality.SuiteResult]
+    results: dict[str, SuiteResult]
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -85,7 +97,7 @@ def plan_batches(
     """Cut ``objects`` (in receive order) into batches by listed size and count."""
     if batch_bytes <= 0 or batch_objects <= 0:
         raise ValueError("batch size and object count must be positive")
-    return list(ingest.pages(objects, batch_objects, batch_bytes, MAX_OBJECT_BYTES))
+    return list(pages(objects, batch_objects, batch_bytes, MAX_OBJECT_BYTES))
 
 
 def check_batch(
@@ -93,7 +105,7 @@ def check_batch(
     agreement: Agreement,
     objects: list[ObjectToRead],
     number: int,
-    validator: quality.Validator | None = None,
+    validator: Validator | None = None,
 ) -> CheckedBatch:
     """Fetch, parse, transform and validate one batch.
 
@@ -108,27 +120,25 @@ def check_batch(
     validator = validator or _process_validator()
     timings: dict[str, float] = defaultdict(float)
     with _timed(timings, "parse"):
-        parsed = ingest.read_manifests(_downloader(s3), objects, agreement)
+        parsed = read_manifests(_downloader(s3), objects, agreement)
     with _timed(timings, "transform"):
-        messages = transform.exchange_messages(parsed.messages, parsed.objects, agreement)
+        messages = exchange_messages(parsed.messages, parsed.objects, agreement)
     with _timed(timings, "validate"):
         readable = messages.filter(pc.is_null(messages["parse_error"]))
-        message_result = validator.validate(quality.load_suite("paxlst_messages"), readable)
+        message_result = validator.validate(load_suite("paxlst_messages"), readable)
     # Traveller rows need the messages' verdicts, so transform and validate alternate.
     with _timed(timings, "transform"):
-        travellers = transform.exchange_travellers(
-            parsed.persons, messages, message_result.issues, agreement
-        )
-        lists = transform.exchange_lists(messages, travellers)
+        travellers = exchange_travellers(parsed.persons, messages, message_result.issues, agreement)
+        lists = exchange_lists(messages, travellers)
     with _timed(timings, "validate"):
         # Travellers already settled (out of scope, in a quarantined message) are not validated.
         # Only the suite's columns are filtered: the wide rows would be copied for nothing.
-        traveller_suite = quality.load_suite("paxlst_travellers")
+        traveller_suite = load_suite("paxlst_travellers")
         candidates = travellers.select(traveller_suite.columns).filter(
             pc.is_null(travellers["stage_outcome"])
         )
         traveller_result = validator.validate(traveller_suite, candidates)
-        list_result = validator.validate(quality.load_suite("paxlst_lists"), lists)
+        list_result = validator.validate(load_suite("paxlst_lists"), lists)
     results = {r.suite: r for r in (message_result, traveller_result, list_result)}
     return CheckedBatch(
         number=number,
@@ -157,10 +167,10 @@ def _downloader(s3: S3Settings) -> ArrowDownloader:
 
 
 _VALIDATOR_LOCK = threading.Lock()
-_validator: quality.Validator | None = None
+_validator: Validator | None = None
 
 
-def _process_validator() -> quality.Validator:
+def _process_validator() -> Validator:
     """One GX context per process (a Dask worker, or the flow's process for threads).
 
     Created under a lock: GX's set-up (YAML, stores) is not safe from two threads at once.
@@ -169,7 +179,7 @@ def _process_validator() -> quality.Validator:
     global _validator
     with _VALIDATOR_LOCK:
         if _validator is None:
-            _validator = quality.Validator(data_docs=False)
+            _validator = Validator(data_docs=False)
         return _validator
 
 
@@ -187,12 +197,10 @@ def warm_up(s3: S3Settings, agreement: Agreement, *, checks_here: bool) -> threa
     def set_up() -> None:
         try:
             if not checks_here:
-                quality.import_great_expectations()
+                import_great_expectations()
                 return
             _downloader(s3)
-            ingest.shared_parser(
-                agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES
-            )
+            shared_parser(agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES)
             _process_validator()
         except Exception:
             logger.warning("warming up failed; the first batch sets up again", exc_info=True)

@@ -10,8 +10,8 @@ import pytest
 
 from manifest_exchange.orchestration import artifacts
 from manifest_exchange.orchestration.artifacts import run_report_markdown
-from manifest_exchange.runs import quarantine_listing
-from manifest_exchange.transform import ISSUES_SCHEMA
+from manifest_exchange.runs.quarantine import quarantine_listing
+from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
 
 def _report(**overrides: Any) -> dict[str, Any]:

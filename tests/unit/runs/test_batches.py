@@ -8,14 +8,16 @@ import logging
 import pyarrow as pa
 import pytest
 
-from manifest_exchange.agreements import load_agreement
+from manifest_exchange.agreements.terms import load_agreement
 from manifest_exchange.config import S3Settings
-from manifest_exchange.ingest import ObjectToRead
+from manifest_exchange.ingest.manifests import ObjectToRead
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
-from manifest_exchange.quality import SuiteResult
-from manifest_exchange.runs import AccountingError, QualitySummary, batches, check_accounting
+from manifest_exchange.quality.validator import SuiteResult
+from manifest_exchange.runs import batches
 from manifest_exchange.runs.batches import plan_batches
-from manifest_exchange.transform import ISSUES_SCHEMA
+from manifest_exchange.runs.outcomes import AccountingError, check_accounting
+from manifest_exchange.runs.report import QualitySummary
+from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
 RECEIVED = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -103,11 +105,9 @@ def test_warm_up_sets_up_what_a_batch_checked_here_would_wait_for(
 ) -> None:
     calls: list[tuple[object, ...]] = []
     monkeypatch.setattr(batches, "_downloader", lambda s3: calls.append(("downloader", s3)))
-    monkeypatch.setattr(
-        batches.ingest, "shared_parser", lambda *route: calls.append(("parser", *route))
-    )
+    monkeypatch.setattr(batches, "shared_parser", lambda *route: calls.append(("parser", *route)))
     monkeypatch.setattr(batches, "_process_validator", lambda: calls.append(("validator",)))
-    monkeypatch.setattr(batches.quality, "import_great_expectations", lambda: calls.append(("gx",)))
+    monkeypatch.setattr(batches, "import_great_expectations", lambda: calls.append(("gx",)))
     agreement = load_agreement()
     settings = _settings()
 
@@ -130,8 +130,8 @@ def test_a_failed_warm_up_is_logged_and_left_to_the_first_batch(
         raise RuntimeError("GX could not start")
 
     monkeypatch.setattr(batches, "_downloader", lambda s3: None)
-    monkeypatch.setattr(batches.ingest, "shared_parser", lambda *route: None)
-    monkeypatch.setattr(batches.quality, "Validator", lambda **_: broken())
+    monkeypatch.setattr(batches, "shared_parser", lambda *route: None)
+    monkeypatch.setattr(batches, "Validator", lambda **_: broken())
     monkeypatch.setattr(batches, "_validator", None)
     with caplog.at_level(logging.WARNING, logger=batches.__name__):
         batches.warm_up(_settings(), load_agreement(), checks_here=True).join()

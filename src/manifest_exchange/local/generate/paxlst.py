@@ -30,9 +30,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from manifest_exchange.airport_csv import LAYOUT as CSV_LAYOUT
-from manifest_exchange.generate import catalog
-from manifest_exchange.reference import airports
+from manifest_exchange.airport_csv.exports import LAYOUT as CSV_LAYOUT
+from manifest_exchange.local.generate import catalog
+from manifest_exchange.reference.codes import airports
 
 Segment = list[str | list[str]]
 CSV_COLUMNS = tuple(CSV_LAYOUT)

@@ -3,7 +3,7 @@
 ``make ui`` starts it when ``MX_ALERT_WEBHOOK_URL`` is not set, and the failure automation
 posts to it; in production the webhook block points at the real channel instead.
 
-Run: ``python -m manifest_exchange.orchestration.alerts --port 8765 --out alerts.jsonl``.
+Run: ``python -m manifest_exchange.local.alert_receiver --port 8765 --out alerts.jsonl``.
 """
 
 from __future__ import annotations

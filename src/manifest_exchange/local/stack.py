@@ -46,7 +46,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from manifest_exchange.agreements import list_agreements
+from manifest_exchange.agreements.terms import list_agreements
 from manifest_exchange.config import HmacKey, S3Settings
 from manifest_exchange.storage.s3 import S3Client, make_client
 

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
+from manifest_exchange.local.stack import LOOPBACK, EmbeddedStack
 from manifest_exchange.orchestration.settings import (
     HMAC_KEY_BLOCK,
     PIPELINE_CREDENTIALS_BLOCK,
     RETENTION_CREDENTIALS_BLOCK,
 )
-from manifest_exchange.storage.stack import LOOPBACK, EmbeddedStack
 
 WORK_POOL = "manifest-exchange"
 EXCHANGE_DEPLOYMENT = "exchange_manifests/tw-jp-exchange"
@@ -168,7 +168,7 @@ class LocalPrefect:
         command = [
             sys.executable,
             "-m",
-            "manifest_exchange.orchestration.alerts",
+            "manifest_exchange.local.alert_receiver",
             "--port",
             str(port),
             "--out",

@@ -1,0 +1,243 @@
+"""What a run writes about itself: validation totals, Data Docs, the run report and its
+accounting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mimetypes
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from manifest_exchange.ingest.manifests import ParsedManifests
+from manifest_exchange.quality.validator import SuiteResult, Validator
+from manifest_exchange.runs.context import RunContext
+from manifest_exchange.runs.outcomes import AccountingError, check_accounting
+from manifest_exchange.runs.quarantine import quarantine_listing
+from manifest_exchange.storage.ledger import (
+    Claim,
+    Discovery,
+)
+from manifest_exchange.storage.s3 import put_bytes, put_many
+from manifest_exchange.transform.schemas import OUTCOMES
+
+
+@dataclass
+class QualitySummary:
+    """Per suite: rows checked and unexpected counts per failed check (no row values).
+
+    Results of several batches add up.
+    """
+
+    suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, result: SuiteResult) -> None:
+        suite = self.suites.setdefault(
+            result.suite, {"rows": 0, "failed": {}, "checks": len(result.checks)}
+        )
+        suite["rows"] += result.rows
+        suite["checks"] = max(suite["checks"], len(result.checks))
+        for check in result.checks:
+            if check["success"]:
+                continue
+            failed = suite["failed"].setdefault(
+                check["check"], {"severity": check["severity"], "rows": 0}
+            )
+            failed["rows"] += check["unexpected_count"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: {**suite, "failed": dict(sorted(suite["failed"].items()))}
+            for name, suite in self.suites.items()
+        }
+
+
+def upload_folder(context: RunContext, local: Path, name: str) -> int:
+    """Upload a local folder (e.g. Data Docs) under the run's folder; return file count."""
+    if not local.is_dir():
+        return 0
+    folder = context.run_folder()
+    items = [
+        (folder.key(name, str(path.relative_to(local))), path.read_bytes())
+        for path in sorted(local.rglob("*"))
+        if path.is_file()
+    ]
+    # Data Docs are some eighty small files at 1M travellers: sent together, not in turn.
+    put_many(context.client, folder.bucket, items, content_type=_content_type)
+    return len(items)
+
+
+def _content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def data_docs_url(context: RunContext, name: str = "data-docs", expires_s: int = 7 * 86400) -> str:
+    """A time-limited URL of the run's Data Docs index (they hold no personal data)."""
+    url: str = context.client.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": context.state.bucket,
+            "Key": context.run_folder().key(name, "index.html"),
+        },
+        ExpiresIn=expires_s,
+    )
+    return url
+
+
+@dataclass
+class RunTotals:
+    """What a run's batches add up to, for its report: counts, ids and reasons only.
+
+    Kept small on purpose (no batch's tables), so a run's memory does not grow with its input.
+    """
+
+    objects_unreadable: int = 0
+    messages: int = 0
+    travellers: int = 0
+    batches: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    per_flight: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    )
+    per_source_format: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
+    )
+    quarantine: dict[str, int] = field(
+        default_factory=lambda: {"travellers": 0, "messages": 0, "errors": 0}
+    )
+    quality: QualitySummary = field(default_factory=QualitySummary)
+    drops: list[tuple[str, int]] = field(default_factory=list)
+    listing: list[dict[str, Any]] = field(default_factory=list)
+    listing_total: int = 0
+    listing_limit: int = 500
+
+    def add_batch(
+        self,
+        parsed: ParsedManifests,
+        messages: pa.Table,
+        message_issues: pa.Table,
+        outcomes: pa.Table,
+        accounting: pa.Table,
+        *,
+        quarantine: dict[str, int],
+        drop: tuple[str, int] | None,
+    ) -> None:
+        """Add one published batch and its ``transform.exchange_accounting`` rows.
+
+        Raises :class:`AccountingError` if the batch does not add up.
+        """
+        travellers = parsed.traveller_count
+        counts = check_accounting(travellers, accounting, f"batch {self.batches}")
+        for row in accounting.to_pylist():
+            flight = row["flight_key"] or "(unreadable)"
+            self.per_flight[flight][row["outcome"]] += int(row["travellers"])
+            source_format = row["source_format"] or "(unreadable)"
+            self.per_source_format[source_format][row["outcome"]] += int(row["travellers"])
+        for outcome, count in counts.items():
+            self.outcomes[outcome] += count
+        self.objects_unreadable += int(
+            pc.sum(pc.is_valid(parsed.objects["error_code"])).as_py() or 0
+        )
+        self.messages += messages.num_rows
+        self.travellers += travellers
+        self.batches += 1
+        for name, count in quarantine.items():
+            self.quarantine[name] += count
+        if drop is not None:
+            self.drops.append(drop)
+        rows, total = quarantine_listing(
+            outcomes, messages, message_issues, limit=self.listing_limit
+        )
+        self.listing.extend(rows[: self.listing_limit - len(self.listing)])
+        self.listing_total += total
+
+    @property
+    def drop_rows(self) -> int:
+        return sum(rows for _, rows in self.drops)
+
+
+def build_report(
+    context: RunContext,
+    *,
+    discovery: Discovery | None,
+    claims: list[Claim],
+    totals: RunTotals,
+    recovered_drops: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The run report; raises :class:`AccountingError` if the outcomes do not add up."""
+    outcomes = totals.outcomes
+    drop_ids = [drop_id for drop_id, _ in totals.drops]
+    report = {
+        "run_id": context.run_id,
+        "agreement": context.agreement.name,
+        "source": str(context.source),
+        "partner": str(context.partner),
+        "started_at": context.started_at.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        "drop_ids": drop_ids,
+        "drop_rows": totals.drop_rows,
+        "drop_uris": [str(context.drop_location(drop_id)) for drop_id in drop_ids],
+        "batches": totals.batches,
+        "quarantine_uri": str(context.quarantine_folder()),
+        "recovered_drops": recovered_drops,
+        "objects": {
+            "listed": discovery.listed if discovery else 0,
+            "already_processed": discovery.done if discovery else 0,
+            "claimed_by_other_runs": discovery.claimed_by_others if discovery else 0,
+            "claimed": len(claims),
+            "taken_over": sum(c.is_takeover for c in claims),
+            "unreadable": totals.objects_unreadable,
+        },
+        "messages": totals.messages,
+        "travellers": totals.travellers,
+        "published": outcomes["published"],
+        "out_of_scope": outcomes["out_of_scope"],
+        "duplicates": outcomes["duplicate"],
+        "quarantined_rows": outcomes["quarantined"],
+        "quarantined_messages": totals.quarantine["messages"],
+        "validation": totals.quality.as_dict(),
+        "per_flight": {k: dict(v) for k, v in sorted(totals.per_flight.items())},
+        "per_source_format": {k: dict(v) for k, v in sorted(totals.per_source_format.items())},
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }
+    accounted = sum(outcomes.values())
+    if accounted != totals.travellers or totals.drop_rows != outcomes["published"]:
+        raise AccountingError(
+            f"run {context.run_id}: {totals.travellers} travellers received but {accounted} "
+            f"accounted for ({outcomes}); drop rows {totals.drop_rows} vs published "
+            f"{outcomes['published']}"
+        )
+    return report
+
+
+def write_report(context: RunContext, report: dict[str, Any]) -> str:
+    key = context.run_folder().key("report.json")
+    put_bytes(
+        context.client,
+        context.state.bucket,
+        key,
+        json.dumps(report, indent=1, default=str).encode(),
+        content_type="application/json",
+    )
+    return f"s3://{context.state.bucket}/{key}"
+
+
+def complete_report(
+    context: RunContext, docs: Validator | None, totals: RunTotals, **fields: Any
+) -> tuple[dict[str, Any], str | None]:
+    """Build and store the run report and the run's Data Docs; returns the report and a
+    time-limited link to the Data Docs (None when the run validated nothing)."""
+    report = build_report(context, totals=totals, **fields)
+    report["data_docs_files"] = 0
+    if docs is not None:
+        docs.build_data_docs()
+        report["data_docs_files"] = upload_folder(context, docs.data_docs_dir, "data-docs")
+    report["report_uri"] = write_report(context, report)
+    docs_url = data_docs_url(context) if report["data_docs_files"] else None
+    return report, docs_url
