@@ -1,4 +1,4 @@
-"""The one place that locates the project's sibling folders (sql/, expectations/, local state)."""
+"""The one place that locates the project's folders: sql/, expectations/, flows/ and local state."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# src/manifest_exchange -> project root; sql/ and expectations/ live beside src/.
+# src/manifest_exchange -> project root; sql/, expectations/ and flows/ live beside src/.
 PROJECT_ROOT = PACKAGE_DIR.parent.parent
-SQL_DIR = PROJECT_ROOT / "sql"
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
-FLOWS_DIR = PROJECT_ROOT / "flows"
+# A built wheel carries copies of those folders inside the package (pyproject's
+# force-include), so an installed package runs from any working directory; a source
+# checkout reads the top-level folders, which stay the source.
+BUNDLED_DIR = PACKAGE_DIR / "_bundled"
+IS_INSTALLED_FROM_WHEEL = BUNDLED_DIR.is_dir()
+_DATA_ROOT = BUNDLED_DIR if IS_INSTALLED_FROM_WHEEL else PROJECT_ROOT
+SQL_DIR = _DATA_ROOT / "sql"
+EXPECTATIONS_DIR = _DATA_ROOT / "expectations"
+FLOWS_DIR = _DATA_ROOT / "flows"
 REFERENCE_DIR = PACKAGE_DIR / "reference"
-DEFAULT_HOME = PROJECT_ROOT / ".local"
+DEFAULT_HOME = (Path.cwd() if IS_INSTALLED_FROM_WHEEL else PROJECT_ROOT) / ".local"
 
 
 def sql_path(name: str) -> Path:
