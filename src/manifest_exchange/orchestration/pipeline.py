@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from prefect import Task
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner
 
@@ -26,13 +27,14 @@ def check_ahead_and_publish(
     check_arguments: Mapping[str, Any],
     publish: Callable[[CheckedBatch], None],
     clock: StageClock,
+    check: Task[..., CheckedBatch] = check_batch_task,
 ) -> None:
     """Check every planned batch on ``task_runner`` and ``publish`` each, in order.
 
     At most :func:`batches_in_flight` batches are submitted and not yet published at a time,
     which keeps every worker busy and bounds the run's memory. ``check_arguments`` go to
-    every check (store settings, agreement) beside the batch's objects and number; ``clock``
-    times freeing each published batch.
+    every ``check`` (store settings, agreement) beside the batch's objects and number;
+    ``clock`` times freeing each published batch.
     """
     with task_runner:
         in_flight = batches_in_flight(task_runner)
@@ -47,7 +49,7 @@ def check_ahead_and_publish(
             # Not quoted: a quoted value pickled for a Dask worker arrives there wrapped in a
             # tuple.
             arguments = {**check_arguments, "objects": objects, "number": number}
-            pending.append(task_runner.submit(check_batch_task, arguments))
+            pending.append(task_runner.submit(check, arguments))
             if len(pending) >= in_flight:
                 publish_oldest()
         while pending:
