@@ -18,7 +18,7 @@ from manifest_exchange.paxlst.parser import (
     batches,
 )
 
-GTAS = Path(__file__).parent.parent / "fixtures" / "gtas"
+GTAS = Path(__file__).parents[2] / "fixtures" / "gtas"
 
 
 @pytest.fixture(scope="module")

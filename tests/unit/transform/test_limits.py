@@ -4,19 +4,19 @@ that the SQL, the suites and docs/partner-guide.md all follow."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from manifest_exchange.agreements.terms import load_agreement
 from manifest_exchange.airport_csv import exports as airport_csv
+from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
 from manifest_exchange.transform import limits
 from manifest_exchange.transform.exchange import exchange_messages, exchange_travellers
 from manifest_exchange.transform.schemas import empty_issues
 
-GUIDE = Path(__file__).parents[2] / "docs" / "partner-guide.md"
+GUIDE = PROJECT_ROOT / "docs" / "partner-guide.md"
 FLIGHT = "TDT+20+CI100+++CI'LOC+125+TPE'DTM+189:{dep}'LOC+87+NRT'DTM+232:{arr}'"
 PERSON = (
     "NAD+FL+++{name}'ATT+2++F'DTM+329:850312'LOC+178+TPE'LOC+179+NRT'LOC+174+{residence}'"
