@@ -190,3 +190,14 @@ def test_deployments_run_one_at_a_time_and_name_blocks_not_secrets() -> None:
             assert "secret" not in str(value).lower()
     text = (PROJECT_ROOT / "prefect.yaml").read_text()
     assert not re.search(r"(?i)aws_secret|access_key|MX_HMAC_KEY\b", text)
+
+
+def test_ui_up_lists_every_deployment_of_prefect_yaml() -> None:
+    from manifest_exchange.local.prefect_server import deployments_of
+
+    listed = deployments_of(PROJECT_ROOT)
+    assert [name.split("/")[1] for name in listed] == [d["name"] for d in _deployments()]
+    for name, deployment in zip(listed, _deployments(), strict=True):
+        assert name.split("/")[0] == load_flow_from_entrypoint(
+            str(PROJECT_ROOT / deployment["entrypoint"])
+        ).name

@@ -143,7 +143,11 @@ def _argument_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--origin", default="TWN", choices=["TWN", "JPN"], help="whose departures (JPN: jp-tw)"
     )
-    generate.add_argument("--to", required=True, help="s3://bucket/prefix or a local folder")
+    generate.add_argument(
+        "--to",
+        required=True,
+        help="s3://bucket/prefix (day folders go under the prefix) or a local folder",
+    )
     generate.set_defaults(handler=_local("generate"))
 
     parse = commands.add_parser("parse", help="PAXLST files or s3:// prefixes -> JSON lines")

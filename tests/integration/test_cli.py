@@ -10,6 +10,7 @@ import pytest
 from manifest_exchange.cli import main
 from manifest_exchange.local.stack import SOURCE_BUCKET, EmbeddedStack
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
+from manifest_exchange.storage.s3 import S3Location, iter_objects
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 pytestmark = pytest.mark.integration
@@ -116,3 +117,23 @@ def test_parse_reads_an_airport_export_told_by_its_content(
     assert people[-1]["flight_number"] == "0100"
     assert people[-1]["nationality"] == "USA"
     assert [(e["error"], e["segment_position"]) for e in errors] == [("csv_line_rejected", 3)]
+
+
+def test_generated_keys_sit_where_run_and_backfill_look(
+    embedded_stack: EmbeddedStack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``generate --to s3://bucket/prefix`` puts the day under ``prefix/<date>/``: the
+    ``run --source s3://bucket/prefix/<date>`` the README shows finds every object."""
+    use_identity(monkeypatch, embedded_stack, "loader")
+    to = f"s3://{SOURCE_BUCKET}/cli-layout"
+    arguments = ["generate", "--date", "2026-12-02", "--flights", "3", "--seed", "4", "--to", to]
+    assert main(arguments) == 0
+    generated = json.loads(capsys.readouterr().out)
+
+    keys = [
+        info.key for info in iter_objects(embedded_stack.client("pipeline"), S3Location.parse(to))
+    ]
+    assert len(keys) == generated["objects"] > 0
+    assert all(key.startswith("cli-layout/2026-12-02/") for key in keys), keys[:3]

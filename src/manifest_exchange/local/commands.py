@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from manifest_exchange.cli import format_report, load_exchange_flow
@@ -58,7 +59,11 @@ def stack_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def ui_command(args: argparse.Namespace, settings: Settings) -> int:
-    from manifest_exchange.local.prefect_server import LocalPrefect
+    from manifest_exchange.local.prefect_server import (
+        EXCHANGE_DEPLOYMENT,
+        LocalPrefect,
+        deployments_of,
+    )
 
     local = LocalPrefect(settings.home, FLOWS_DIR.parent, port=args.port)
     stack = EmbeddedStack(settings.home)
@@ -83,8 +88,8 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
     ui_url = processes.api_url.removesuffix("/api")
     print(
         f"Prefect UI: {ui_url} (ready in {time.perf_counter() - started:.0f}s)\n"
-        f"  deployments: tw-jp-exchange (every {args.interval_seconds}s), tw-jp-backfill, "
-        f"tw-jp-reconcile, tw-jp-retention on work pool 'manifest-exchange'\n"
+        f"  deployments on work pool 'manifest-exchange' ({EXCHANGE_DEPLOYMENT} every "
+        f"{args.interval_seconds}s): {', '.join(deployments_of(FLOWS_DIR.parent))}\n"
         f"  store: {stack.status()['endpoint_url']} (load manifests with "
         f"`manifest-exchange generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
         f"credentials: `manifest-exchange stack env --identity loader`)\n"
@@ -106,10 +111,14 @@ def generate_command(args: argparse.Namespace, settings: Settings) -> int:
         csv_only=args.csv_only,
         origin_country=args.origin,
     )
-    corpus = generate_day(options)
     if args.to.startswith("s3://"):
-        upload_corpus(corpus, S3Location.parse(args.to), make_client(settings.s3))
+        # The prefix given is the one the day folders go under (s3://bucket/paxlst ->
+        # paxlst/<date>/...), the layout `run --source <prefix>/<date>` reads.
+        target = S3Location.parse(args.to)
+        corpus = generate_day(replace(options, prefix=target.prefix.strip("/") or options.prefix))
+        upload_corpus(corpus, S3Location(target.bucket), make_client(settings.s3))
     else:
+        corpus = generate_day(options)
         write_corpus(corpus, Path(args.to))
     print(json.dumps(corpus.summary(), indent=2))
     return 0

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
+import yaml
+
 from manifest_exchange.local.stack import LOOPBACK, EmbeddedStack
 from manifest_exchange.orchestration.settings import (
     HMAC_KEY_BLOCK,
@@ -457,3 +459,12 @@ def _stop_group(pid: int, timeout_s: float) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     return True
+
+
+def deployments_of(project_dir: Path) -> list[str]:
+    """The ``flow/deployment`` names ``prefect.yaml`` in ``project_dir`` declares, in order."""
+    config = yaml.safe_load((project_dir / "prefect.yaml").read_text(encoding="utf-8"))
+    return [
+        f"{deployment['entrypoint'].rsplit(':', 1)[1]}/{deployment['name']}"
+        for deployment in config["deployments"]
+    ]
