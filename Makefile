@@ -66,12 +66,16 @@ audit-deps: setup
 
 # The full exchange on 100k and 1M travellers beside its floor and pydifact (about 15 minutes);
 # BENCH_TRAVELLERS="100000" for one size.
+# After each bench, the figures table of docs/benchmarks.md is rewritten from bench/results/.
 BENCH_TRAVELLERS ?= 100000 1000000
+SUMMARISE_BENCH := $(BIN)/python bench/summarise_results.py
 bench: setup
 	$(BIN)/python bench/bench_exchange.py --travellers $(BENCH_TRAVELLERS)
+	$(SUMMARISE_BENCH)
 
 bench-parse: setup
 	$(BIN)/python bench/bench_parse.py
+	$(SUMMARISE_BENCH)
 
 # Small S3 requests per second from the pipeline's client (what bounds the ledger).
 bench-store: setup
@@ -80,6 +84,7 @@ bench-store: setup
 # Landing-to-partner latency with the every-minute deployment running (about 6 minutes).
 bench-latency: setup
 	$(BIN)/python bench/bench_latency.py
+	$(SUMMARISE_BENCH)
 
 # A third command, for operating the exchange in the Prefect UI (not part of set-up): the store,
 # a Prefect server on 127.0.0.1:4200, a process worker and the deployments of prefect.yaml.
