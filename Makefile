@@ -10,9 +10,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-# Compile every installed module once at set-up. Where PYTHONDONTWRITEBYTECODE is set (it is on
-# these machines) Python never caches bytecode, so each process would compile its imports from
-# source again: importing Great Expectations took 8.0 s instead of 3.4 s.
+# Compile every installed module once at set-up: where PYTHONDONTWRITEBYTECODE is set, each
+# process would otherwise compile its imports from source again (decision 0009).
 export UV_COMPILE_BYTECODE := 1
 # Great Expectations would otherwise try to send usage analytics.
 export GX_ANALYTICS_ENABLED := False
@@ -55,7 +54,7 @@ format: setup
 
 # Known vulnerabilities in every locked dependency, from PyPI's advisory data (or
 # AUDIT_SERVICE=osv). Needs that service: the CI network reaches the package index only, so CI
-# cannot run it (README, "Dependency audit"). --strict fails if any package went unchecked.
+# cannot run it (docs/operations.md, "Dependency audit"). --strict fails if any package went unchecked.
 AUDIT_SERVICE ?= pypi
 audit-deps: setup
 	mkdir -p .local
