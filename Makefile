@@ -10,9 +10,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-# Compile every installed module once at set-up. Where PYTHONDONTWRITEBYTECODE is set (it is on
-# these machines) Python never caches bytecode, so each process would compile its imports from
-# source again: importing Great Expectations took 8.0 s instead of 3.4 s.
+# Compile every installed module once at set-up: where PYTHONDONTWRITEBYTECODE is set, each
+# process would otherwise compile its imports from source again (decision 0009).
 export UV_COMPILE_BYTECODE := 1
 # Great Expectations would otherwise try to send usage analytics.
 export GX_ANALYTICS_ENABLED := False
@@ -55,7 +54,7 @@ format: setup
 
 # Known vulnerabilities in every locked dependency, from PyPI's advisory data (or
 # AUDIT_SERVICE=osv). Needs that service: the CI network reaches the package index only, so CI
-# cannot run it (README, "Dependency audit"). --strict fails if any package went unchecked.
+# cannot run it (docs/operations.md, "Dependency audit"). --strict fails if any package went unchecked.
 AUDIT_SERVICE ?= pypi
 audit-deps: setup
 	mkdir -p .local
@@ -66,12 +65,16 @@ audit-deps: setup
 
 # The full exchange on 100k and 1M travellers beside its floor and pydifact (about 15 minutes);
 # BENCH_TRAVELLERS="100000" for one size.
+# After each bench, the figures table of docs/benchmarks.md is rewritten from bench/results/.
 BENCH_TRAVELLERS ?= 100000 1000000
+SUMMARISE_BENCH := $(BIN)/python bench/summarise_results.py
 bench: setup
 	$(BIN)/python bench/bench_exchange.py --travellers $(BENCH_TRAVELLERS)
+	$(SUMMARISE_BENCH)
 
 bench-parse: setup
 	$(BIN)/python bench/bench_parse.py
+	$(SUMMARISE_BENCH)
 
 # Small S3 requests per second from the pipeline's client (what bounds the ledger).
 bench-store: setup
@@ -80,6 +83,7 @@ bench-store: setup
 # Landing-to-partner latency with the every-minute deployment running (about 6 minutes).
 bench-latency: setup
 	$(BIN)/python bench/bench_latency.py
+	$(SUMMARISE_BENCH)
 
 # A third command, for operating the exchange in the Prefect UI (not part of set-up): the store,
 # a Prefect server on 127.0.0.1:4200, a process worker and the deployments of prefect.yaml.

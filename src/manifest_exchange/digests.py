@@ -1,12 +1,10 @@
 """SHA-256 of many small byte strings, on threads that share the GIL.
 
-``hashlib`` releases the GIL for any input of 2,048 bytes or more. Hashing a 13 KB manifest
-takes about 8 microseconds, but taking the GIL back while another thread runs Python waits up
-to the interpreter's switch interval (5 ms). Measured on the 100k corpus (1,399 objects,
-18 MB) beside one thread busy in Python: 2.0 s with ``hashlib.sha256(data)``, 0.031 s fed in
-pieces below the threshold, for which ``hashlib`` keeps the GIL (0.011 and 0.014 s alone).
-A batch's parser hashes every object and every message this way; large single files (a drop's
-Parquet, an upload's checksum) still use ``hashlib`` directly and let other threads run.
+``hashlib`` releases the GIL for inputs of 2,048 bytes or more, and taking it back beside a
+thread busy in Python waits up to the switch interval; pieces below that size keep the GIL
+(decision 0014). A batch's parser hashes every object and every message this way; large single
+files (a drop's Parquet, an upload's checksum) still use ``hashlib`` directly and let other
+threads run.
 """
 
 from __future__ import annotations

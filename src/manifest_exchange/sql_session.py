@@ -1,15 +1,10 @@
 """Short DuckDB statements over Arrow tables, on a database each thread reuses for a while.
 
-The transform steps and the quality derivation each run one statement over tables they are
-handed, about nine per batch. Opening a database costs about 9 ms here, and a database reused
-keeps the memory its statements freed, so the next ones do not fault fresh pages in. Kept for
-the whole run, one database per thread made the 1M run much faster but held about 2 GB more
-(peak RSS 3.5 GB). So a thread's database serves :data:`STATEMENTS_PER_DATABASE` statements
-and is then closed, which bounds what it can hold. Measured at 1M against a database per
-statement (same round): 4 statements, 49.4 s against 57.1 s, peak 1,741 MB against 1,384 MB; 8
-statements gained about as much (49.5 s against 53.1 s) but peaked at 1,985 MB, too near the
-2 GB target. Each statement gets a cursor of its own, closed after it: a connection keeps its
-last result and, through it, the tables that statement read.
+The transform steps and the quality derivation each run one short statement over tables they
+are handed. Opening a database per statement is slow, and one kept for the whole run holds what
+its statements freed, so a thread's database serves :data:`STATEMENTS_PER_DATABASE` statements
+and is then closed (decision 0006). Each statement gets a cursor of its own, closed after it: a
+connection keeps its last result and, through it, the tables that statement read.
 """
 
 from __future__ import annotations
@@ -35,9 +30,8 @@ def arrow_session(
     """A cursor of this thread's database with ``tables`` registered on it and
     ``sql/<macros>.sql`` loaded; the tables are gone when the block ends.
 
-    One DuckDB thread: a run checks two batches at once beside the thread that publishes, so
-    the cores are busy already, and a second thread per query cost more CPU than it saved
-    (exchange_travellers on 61,000 travellers: 0.70 CPU seconds on two, 0.51 on one).
+    One DuckDB thread: batch threads and the publishing thread keep the cores busy already, and
+    a second thread per query cost more CPU than it saved (decision 0007).
     """
     database: duckdb.DuckDBPyConnection | None = getattr(_local, "database", None)
     if database is None:

@@ -12,11 +12,9 @@ import pyarrow.compute as pc
 def sorted_by(table: pa.Table, keys: Sequence[str]) -> pa.Table:
     """``table`` in ascending order of ``keys``, nulls last (as DuckDB's ``ORDER BY``).
 
-    The SQL that makes the parser's and the transform's wide tables leaves their order to this:
-    an ``ORDER BY`` there carries every column of every row through DuckDB's sort (measured:
-    0.14 of 0.35 CPU seconds of ``exchange_outcomes`` on a batch of 61,000 travellers), where
-    sorting the finished table's row numbers and taking its rows costs a fifth of that. A
-    table already in order (integer keys checked in one pass) is returned as it is.
+    The SQL that makes the wide tables leaves their order to this: an ``ORDER BY`` would carry
+    every column through DuckDB's sort (decision 0010). A table already in order (integer keys
+    checked in one pass) is returned as it is.
     """
     if table.num_rows < 2 or _in_order(table, keys):
         return table
@@ -48,7 +46,7 @@ def with_columns_of(base: pa.Table, added: pa.Table, key: str) -> pa.Table:
 
     The transform's wide steps return only the columns they add from SQL, and this puts them
     beside the rows the step was given, so those rows are not copied through DuckDB and back
-    (most of ``exchange_outcomes``'s cost on a batch, measured). Rows of ``base`` that
+    (decision 0010). Rows of ``base`` that
     ``added`` lacks are left out, as an inner join would; a key of ``added`` missing in
     ``base`` is an error.
     """

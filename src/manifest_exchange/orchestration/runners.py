@@ -99,12 +99,9 @@ def batches_in_flight(task_runner: TaskRunner[Any]) -> int:
 def free_published_batch() -> None:
     """Free the batch the flow has just published, now rather than at the collector's leisure.
 
-    A thread runner's future and the future it wraps refer to each other (a done callback),
-    so a published batch's tables are freed only by Python's cyclic garbage collector, which
-    runs by object counts, not bytes: at a million travellers, 1.5 GB of published batches
-    waited for it. A full collection walks every object of GX, pandas and Prefect (0.3 s
-    a batch), so the first one also freezes what survives it, the long-lived libraries, and
-    later ones walk only what the run made since.
+    A thread runner's future and the future it wraps refer to each other, so only the cyclic
+    collector frees a published batch; the first collection freezes the long-lived libraries,
+    so later ones walk only what the run made since (decision 0013).
     """
     gc.collect()
     if not gc.get_freeze_count():

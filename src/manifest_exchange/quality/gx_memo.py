@@ -1,11 +1,7 @@
 """Reuse each expectation's configuration within one GX validation.
 
-GX 1.24 derives ``Expectation.configuration`` anew on every read: the pydantic model is turned
-into a dict, copying every ``value_set`` element by element, and a new configuration is built.
-One validation of the 15-expectation traveller suite read it 1,380 times, on 165 expectation
-objects (the suite's 15 and 150 that GX makes to work with), and that was more than half of
-GX's time: the suite on 100 rows took 0.14-0.22 s, 0.08-0.09 s with each configuration made
-about once.
+GX 1.24 derives ``Expectation.configuration`` anew on every read, copying every ``value_set``;
+those reads were more than half of GX's time in a validation (decision 0015).
 
 While :func:`memoised_configurations` is active, the second read of an expectation object's
 configuration is kept (with the object, so its id is not reused) and later reads return it.

@@ -41,9 +41,8 @@ from manifest_exchange.transform.exchange import (
     exchange_travellers,
 )
 
-# About 60,000 travellers of EDIFACT; checking one takes a few hundred MB at its peak. The
-# faster the run, the more its batches overlap: once outcomes took one write per batch, 12 MB
-# peaked at 2,204 MB on the 1M bench and 10 MB at 1,907 MB, as fast (69.9 s against 71.4 s).
+# About 60,000 travellers of EDIFACT; the largest size whose overlapping batches keep a
+# million-traveller run under 2 GB (decision 0004).
 DEFAULT_BATCH_MB = 10.0
 DEFAULT_BATCH_BYTES = int(DEFAULT_BATCH_MB * 1024 * 1024)
 DEFAULT_BATCH_OBJECTS = 2_000
@@ -186,8 +185,8 @@ def _process_validator() -> Validator:
 def warm_up(s3: S3Settings, agreement: Agreement, *, checks_here: bool) -> threading.Thread:
     """Set up, on a background thread, what the run's first batch would otherwise wait for.
 
-    Importing GX takes about 3 s of one core and holds the GIL for most of it; done at the first
-    batch's validation, it stalls both batches in flight. Started once discovery has found
+    Importing GX holds the GIL for seconds; done at the first batch's validation, it stalls
+    both batches in flight (decision 0016). Started once discovery has found
     something to check, it runs while claiming and the first fetches wait on the store. With
     ``checks_here`` (the threads runner) the process's validator, parser and downloader are
     made too; otherwise (Dask) the flow's process only needs GX, for Data Docs. A failure is

@@ -12,8 +12,7 @@ Layout under the state location (``s3://exchange-state/<prefix>``):
   run and the object is claimed again (a take-over).
 - ``ledger/<source bucket>/<source folder>/<time>-<run>-<id>.outcomes.json``: an *outcome
   sheet*, the outcomes (sha256, counts, run id, drop id) of the objects of one folder that one
-  batch finished. One write per batch and folder, not one per object: at 1M travellers the
-  per-object markers were 14,248 conditional creates, 36 s of an 88 s run. An object's
+  batch finished. One write per batch and folder, not one per object (decision 0002). An object's
   outcome is the one recorded first; a later one (a recovered publish recording its batch
   again) changes nothing. Discovery reads only the sheets of folders that still hold source
   objects (retention empties old ones) and compacts a folder's sheets into one once there are

@@ -279,10 +279,9 @@ _AWS_ERROR = re.compile(r"AWS Error (?P<name>[A-Z_]+)(?: \(HTTP status (?P<statu
 class ArrowDownloader:
     """Downloads objects through Arrow's S3 file system (the AWS C++ SDK).
 
-    A run reads every source object once: thousands of small GETs. botocore spends about
-    1.5 ms of CPU on each, under the GIL; the C++ SDK about 0.6 ms, outside it, so the same
-    two cores fetch about 2.5 times as many objects a second (``make bench-store``). Writes
-    stay on boto3: they need checksums and conditional creates that Arrow does not expose.
+    A run reads every source object once, thousands of small GETs, and the C++ SDK spends less
+    CPU on each than botocore, outside the GIL (decision 0005). Writes stay on boto3: they need
+    checksums and conditional creates that Arrow does not expose.
 
     A failure the store or network caused is raised as :class:`ConnectionError` (retried by
     the flow, see :func:`is_transient_error`); a missing object as ``FileNotFoundError``.
