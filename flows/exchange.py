@@ -4,7 +4,7 @@ backfill, and ``exchange_partners`` (every agreement of an origin country, one a
 recover -> discover and claim -> per batch: check (on the task runner) -> decide outcomes ->
 settle (drop, quarantine, ledger) -> report. Each task wraps one package function. Big tables
 pass between tasks in memory, so tasks neither cache nor persist results, and the flow hands
-the big ones over in ``quote``: Prefect would otherwise walk every element looking for futures.
+the big ones over in ``quote``, so Prefect does not walk them looking for futures (decision 0019).
 Tasks that talk to the store retry with backoff on transient errors only; every task has a
 timeout.
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 AGREEMENTS_DIR = Path(__file__).resolve().parent
 DEFAULT_AGREEMENT = "tw-jp"
 
-# The v1 record, in contract order (exchange-format-v1.md); never renamed or dropped.
+# The v1 record, in contract order (docs/partner-guide.md); never renamed or dropped.
 V1_COLUMNS = (
     "record_id",
     "schema_version",
@@ -51,7 +51,7 @@ V1_COLUMNS = (
     "received_at",
     "published_at",
 )
-# Version 2 adds columns at the end and changes nothing of v1 (exchange-format v2 in the README):
+# Version 2 adds columns at the end and changes nothing of v1 (docs/partner-guide.md, "Versions"):
 # every nationality sent (v1 keeps the first) and the format the record came in.
 V2_COLUMNS = (*V1_COLUMNS, "nationalities", "source_format")
 COLUMNS_BY_VERSION = {"1": V1_COLUMNS, "2": V2_COLUMNS}

@@ -1,7 +1,7 @@
 """Airport departure-control exports (CSV): bytes -> the same Arrow tables as the PAXLST parser.
 
 Airports export the facts an airline's PAXLST carries as CSV, one line per traveller with the
-flight's columns on every line (layout: :data:`LAYOUT`, README "CSV airport exports"). DuckDB
+flight's columns on every line (layout: :data:`LAYOUT`; docs/architecture.md). DuckDB
 reads them with an explicit schema; a line that does not fit is kept by ``store_rejects`` and
 becomes an unreadable one-traveller message with its line number and reason, so it is
 quarantined and counted, never dropped. Readable lines are grouped per export and flight into

@@ -116,10 +116,9 @@ def shared_parser(
 ) -> PaxlstParser:
     """The process's parser for one route (a run's batches, a Dask worker's batches).
 
-    Setting a parser up (a DuckDB database with the macros and reference tables, then each
-    worker's cursor and views) took 0.12 of the 0.8 CPU seconds of parsing a 10 MB batch with
-    a parser of its own. Its batches may be parsed from several threads at once: each batch
-    runs on a cursor of its own.
+    Setting a parser up (a DuckDB database with the macros and reference tables) is a sizeable
+    part of parsing a batch, so a process keeps one per route (decision 0012). Its batches may
+    be parsed from several threads at once: each batch runs on a cursor of its own.
     """
     key = (origin_country, destination_country, max_object_bytes)
     with _PARSERS_LOCK:

@@ -42,6 +42,7 @@ def check_ahead_and_publish(
 
         def publish_oldest() -> None:
             publish(pending.popleft().result())
+            # Freed now, not at the cyclic collector's leisure (decision 0013).
             with clock.stage("free"):
                 free_published_batch()
 

@@ -48,7 +48,8 @@ class RunRecorder:
     def __init__(self) -> None:
         self.clock = StageClock()
         self.totals = RunTotals()
-        # Made at the first batch's results: GX is imported by then (``batches.warm_up``).
+        # Made at the first batch's results: GX is imported by then (``batches.warm_up``, decision
+        # 0016).
         self.docs: Validator | None = None
 
     def checked(self, batch: CheckedBatch) -> dict[str, Any]:

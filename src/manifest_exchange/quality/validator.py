@@ -9,7 +9,7 @@ and Data Docs never contain a name, document number or date of birth.
 GX runs every expectation in its ``BASIC`` result format (pass or fail, and how many rows
 failed). Which rows failed is derived in DuckDB from the same expectations
 (:mod:`manifest_exchange.quality.failures`), and a batch whose counts differ from GX's is
-refused: GX's ``COMPLETE`` format gives row ids too, but cost more than twice as much.
+refused: GX's ``COMPLETE`` format names the rows itself but costs more (decision 0008).
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class SuiteResult:
 
 
 def import_great_expectations() -> None:
-    """Import GX now: about 3 s of one core, mostly holding the GIL (``runs.batches.warm_up``)."""
+    """Import GX now, off the batches' critical path: the import holds the GIL for seconds
+    (``runs.batches.warm_up``, decision 0016)."""
     import great_expectations  # noqa: F401
 
 

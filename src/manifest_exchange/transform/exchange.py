@@ -4,7 +4,7 @@ Each step runs one SQL file over Arrow tables (registered on a cursor of the thr
 database for that statement only, :mod:`manifest_exchange.sql_session`) and returns an Arrow
 table, so the steps hand each other data, not connections, and the flow can put validation
 between them. The wide steps return only the columns they add; Arrow puts them beside the rows
-they were given (:func:`manifest_exchange.tables.with_columns_of`):
+they were given (:func:`manifest_exchange.tables.with_columns_of`, decision 0010):
 
 ``exchange_messages`` -> (message suite) -> ``exchange_travellers`` -> ``exchange_lists`` ->
 (traveller and list suites) -> ``exchange_outcomes`` -> ``exchange_records`` and
@@ -102,10 +102,9 @@ def document_shapes(numbers: pa.ChunkedArray) -> pa.ChunkedArray:
     """Each document number with its ASCII capitals as ``A`` and digits as ``9``; other
     characters are kept, so the traveller suite can check the number's form without seeing it.
 
-    As SQL's ``translate(doc_number, 'A..Z0..9', 'A..A9..9')``, which took 0.11 of the 0.5
-    CPU seconds of ``exchange_travellers`` on 61,000 travellers; one lookup over the column's
-    bytes takes about a millisecond. A multi-byte UTF-8 character has no ASCII byte, so it
-    comes through unchanged, and the offsets and nulls stay as they are.
+    As SQL's ``translate(doc_number, 'A..Z0..9', 'A..A9..9')``, in one lookup over the
+    column's bytes instead (decision 0017). A multi-byte UTF-8 character has no ASCII byte, so
+    it comes through unchanged, and the offsets and nulls stay as they are.
     """
     if not pa.types.is_string(numbers.type) and not pa.types.is_large_string(numbers.type):
         raise TypeError(f"document numbers must be strings, not {numbers.type}")
@@ -193,7 +192,7 @@ def exchange_records(
 def doc_match_hmacs(key: bytes, doc_match_inputs: list[str | None]) -> list[str | None]:
     """HMAC-SHA256, in hex, of each ``TYPE|ISSUER|NUMBER`` (already normalised; None stays None).
 
-    Keyed once and copied per input: hashing the key's pads again for each took twice as long.
+    Keyed once and copied per input, rather than keying each input again.
     """
     keyed = hmac.new(key, digestmod=hashlib.sha256)
     digests: list[str | None] = []
