@@ -39,8 +39,11 @@ final as (
         nullif(upper(edifact_component(doc_segment, 2, 1)), '') as doc_type,
         -- Numbers are compared without the spaces, '<' and '-' some senders keep.
         nullif(
-            replace(replace(replace(
-                upper(edifact_component(doc_segment, 3, 1)), ' ', ''), '<', ''), '-', ''),
+            replace(
+                replace(replace(upper(edifact_component(doc_segment, 3, 1)), ' ', ''), '<', ''),
+                '-',
+                ''
+            ),
             ''
         ) as doc_number,
         doc_count,
