@@ -1,16 +1,9 @@
--- One row per parsed traveller with the exchange v1 values, the record id, a hash of the
--- published content, the first outcomes that need no validation (out of scope, message
--- quarantined, exact resend) and the derived columns the traveller suite checks.
--- Inputs: parsed_persons, exchange_messages, message_issues.
--- Parameters: $traveller_types, $excluded_nationalities (lists of codes), and from
--- transform/limits.py $doc_valid_years_max and the longest names and codes ($..._max_length).
--- One row per traveller with person_id and the columns this step adds for later steps (the
--- working columns stay here: traveller_key holds a document number or a name):
--- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
--- the wide rows are not copied through DuckDB and back.
--- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
--- doc_number_shape, which the traveller suite checks, is added by transform.exchange_travellers
--- (see final).
+-- Per parsed traveller, the columns this step adds: record id, content hash, the outcomes that
+-- need no validation (out of scope, message quarantined, exact resend) and the traveller
+-- suite's derived columns. transform.exchange_travellers puts them beside the persons' own in
+-- Arrow (wide rows are not copied through DuckDB) and sorts them there, so no order by.
+-- Inputs: parsed_persons, exchange_messages, message_issues. Parameters: the agreement's
+-- $traveller_types and $excluded_nationalities, and the limits of transform/limits.py.
 with
 
 persons as (select * from parsed_persons),
@@ -219,8 +212,7 @@ final as (
         -- Checked by the traveller suite; derived so that no personal value reaches GX.
         keyed.surname is not null as has_surname,
         date_diff('day', keyed.date_of_birth, keyed.flight_date) / 365.25 as age_years,
-        -- doc_number_shape (letters as A, digits as 9) is added here by
-        -- transform.exchange_travellers, in Arrow: translate() cost a fifth of this step.
+        -- doc_number_shape goes here, added in Arrow by transform.exchange_travellers (0021).
         date_diff('day', keyed.flight_date, keyed.doc_expiry_date)
             as doc_valid_days_after_departure,
         keyed.is_doc_expiry_plausible,

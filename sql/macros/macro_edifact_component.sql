@@ -1,7 +1,5 @@
--- edifact_component(segment, n, m): component m of data element n (elements split on chr(29),
--- components on chr(31)), trimmed; '' when the segment has no such component. A regular
--- expression, not split_part: DuckDB binds split_part as a list split and index, which made
--- binding the parser's queries cost more than running them on a small batch.
+-- edifact_component(segment, n, m): component m of element n (split on chr(29), then chr(31)),
+-- trimmed, or ''. A regular expression: split_part binds slowly (decision 0021).
 create or replace macro edifact_component(segment, n, m) as
 trim(regexp_extract(
     segment,

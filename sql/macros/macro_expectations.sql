@@ -1,8 +1,5 @@
--- One macro per Great Expectations expectation type the suites use, named after it and taking
--- its kwargs in order: true for a row GX counts as unexpected. As in GX, the column map
--- expectations pass a null value (only not_be_null and be_null are about nulls), and compound
--- uniqueness passes a row missing any of its columns. quality/failures.py calls them; every batch's
--- counts are compared with GX's own, so a macro that drifts from GX fails the batch.
+-- One macro per GX expectation type the suites use (kwargs in order): true where GX counts the
+-- row unexpected, nulls passing as in GX. quality/failures.py checks the counts against GX's.
 create or replace macro expect_column_values_to_not_be_null(value) as value is null;
 
 create or replace macro expect_column_values_to_be_null(value) as value is not null;
