@@ -67,14 +67,14 @@ flights as (
     inner join arrival_legs using (object_id, message_seq)
     inner join legs as dep
         on
-            departure_legs.object_id = dep.object_id
-            and departure_legs.message_seq = dep.message_seq
-            and departure_legs.dep_leg_seq = dep.leg_seq
+            dep.object_id = departure_legs.object_id
+            and dep.message_seq = departure_legs.message_seq
+            and dep.leg_seq = departure_legs.dep_leg_seq
     inner join legs as arr
         on
-            arrival_legs.object_id = arr.object_id
-            and arrival_legs.message_seq = arr.message_seq
-            and arrival_legs.arr_leg_seq = arr.leg_seq
+            arr.object_id = arrival_legs.object_id
+            and arr.message_seq = arrival_legs.message_seq
+            and arr.leg_seq = arrival_legs.arr_leg_seq
 ),
 
 final as (
