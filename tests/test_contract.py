@@ -13,7 +13,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from manifest_exchange.airport_csv import exports as airport_csv
-from manifest_exchange.paths import EXPECTATIONS_DIR, PROJECT_ROOT, SQL_DIR
+from manifest_exchange.paths import EXPECTATIONS_DIR, PROJECT_ROOT, SQL_DIR, SQL_LAYERS
 from manifest_exchange.paxlst.parser import MACROS, RELATIONS
 from manifest_exchange.quality import failures
 from manifest_exchange.quality.suites import SUITES, load_suite
@@ -28,7 +28,7 @@ def _sql_named_in(path: Path) -> set[str]:
 
 
 def test_every_sql_file_is_used_and_exists() -> None:
-    on_disk = {p.stem for p in SQL_DIR.glob("*.sql")}
+    on_disk = {p.stem for p in SQL_DIR.rglob("*.sql")}
     csv_relations = {airport_csv.ROWS_RELATION, *airport_csv.RELATIONS}
     used = set(MACROS) | set(RELATIONS) | csv_relations | _sql_named_in(Path(transform.__file__))
     used.add(failures.MACROS)
@@ -45,8 +45,27 @@ def test_every_expectation_suite_is_used_and_valid() -> None:
         assert load_suite(name).columns
 
 
+def test_every_sql_file_sits_in_a_layer_folder_under_a_unique_stem() -> None:
+    paths = sorted(SQL_DIR.rglob("*.sql"))
+    assert paths
+    for path in paths:
+        assert path.parent.parent == SQL_DIR, f"{path} is not directly in a layer folder"
+        assert path.parent.name in SQL_LAYERS, f"{path} is not in one of {SQL_LAYERS}"
+    stems = [path.stem for path in paths]
+    assert sorted(set(stems)) == sorted(stems), "a stem is used twice: callers name files by stem"
+    # The layers hold what their names say; a relation is put where what it reads puts it.
+    for path in paths:
+        layer, stem = path.parent.name, path.stem
+        if layer == "macros":
+            assert stem.startswith("macro_"), path
+        elif layer == "exchange":
+            assert stem.startswith("exchange_"), path
+        else:
+            assert stem.startswith(("stg_", "paxlst_", "airport_csv_")), path
+
+
 def test_sql_takes_values_as_bind_parameters_not_python_formatting() -> None:
-    for path in SQL_DIR.glob("*.sql"):
+    for path in SQL_DIR.rglob("*.sql"):
         text = path.read_text()
         assert not re.search(r"\{[a-z_]*\}", text), f"{path.name} looks like a Python format string"
         assert "%(" not in text
@@ -198,6 +217,7 @@ def test_ui_up_lists_every_deployment_of_prefect_yaml() -> None:
     listed = deployments_of(PROJECT_ROOT)
     assert [name.split("/")[1] for name in listed] == [d["name"] for d in _deployments()]
     for name, deployment in zip(listed, _deployments(), strict=True):
-        assert name.split("/")[0] == load_flow_from_entrypoint(
-            str(PROJECT_ROOT / deployment["entrypoint"])
-        ).name
+        assert (
+            name.split("/")[0]
+            == load_flow_from_entrypoint(str(PROJECT_ROOT / deployment["entrypoint"])).name
+        )

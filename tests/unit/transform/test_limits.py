@@ -10,7 +10,7 @@ import pytest
 
 from manifest_exchange.agreements.terms import load_agreement
 from manifest_exchange.airport_csv import exports as airport_csv
-from manifest_exchange.paths import PROJECT_ROOT
+from manifest_exchange.paths import PROJECT_ROOT, read_sql
 from manifest_exchange.paxlst.parser import PaxlstParser, SourceObject
 from manifest_exchange.transform import limits
 from manifest_exchange.transform.exchange import exchange_messages, exchange_travellers
@@ -47,7 +47,7 @@ def test_every_length_limit_is_applied_by_the_sql_and_checked_by_a_suite() -> No
     root = GUIDE.parents[1]
     relation = {"message": "exchange_messages", "traveller": "exchange_travellers"}
     for limit in limits.LENGTH_LIMITS:
-        sql = (root / "sql" / f"{relation[limit.scope]}.sql").read_text()
+        sql = read_sql(relation[limit.scope])
         assert f"${limit.parameter}" in sql, limit
     for suite in ("paxlst_messages", "paxlst_travellers"):
         text = (root / "expectations" / f"{suite}.json").read_text()

@@ -2,7 +2,11 @@
 with
 
 segments as (
-    select object_id, position, segment, tag
+    select
+        object_id,
+        position,
+        segment,
+        tag
     from stg_paxlst_segments
     where tag in ('UNB', 'UNZ', 'UNH', 'UNG')
 ),

@@ -18,10 +18,8 @@ per_leg as (
             as dep_segment,
         arg_max(segment, position) filter (where tag = 'LOC' and qualifier in ('87', '92'))
             as arr_segment,
-        arg_min(e2c2, position)
-            filter (where tag = 'DTM' and qualifier = '189') as departure_raw,
-        arg_min(e2c2, position)
-            filter (where tag = 'DTM' and qualifier = '232') as arrival_raw
+        arg_min(e2c2, position) filter (where tag = 'DTM' and qualifier = '189') as departure_raw,
+        arg_min(e2c2, position) filter (where tag = 'DTM' and qualifier = '232') as arrival_raw
     from segments
     group by object_id, message_seq, leg_seq
 ),

@@ -10,12 +10,14 @@ message_errors as (
         unh_position as segment_position,
         error_code,
         case error_code
-            when 'message_truncated' then
-                'message ' || coalesce(message_ref, '?') || ' has no UNT: the transmission '
-                || 'was cut off or the message is not terminated'
-            when 'not_paxlst' then
-                'message ' || coalesce(message_ref, '?') || ' is of type '
-                || coalesce(message_type, 'unknown') || ', not PAXLST'
+            when 'message_truncated'
+                then
+                    'message ' || coalesce(message_ref, '?') || ' has no UNT: the transmission '
+                    || 'was cut off or the message is not terminated'
+            when 'not_paxlst'
+                then
+                    'message ' || coalesce(message_ref, '?') || ' is of type '
+                    || coalesce(message_type, 'unknown') || ', not PAXLST'
         end as reason
     from paxlst_messages
     where error_code is not null

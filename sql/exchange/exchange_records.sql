@@ -1,10 +1,8 @@
--- The records to publish, in exchange v1 columns (contract order), then the columns v2 adds,
--- the agreement's optional columns and what the record index keeps (content_sha256,
--- sent_revision). Each agreement selects the columns of its schema version.
--- doc_match_input is replaced by doc_match_hmac in Python (the key never enters SQL).
+-- The records to publish: v1 columns in contract order, then v2's, the agreement's optional
+-- ones and what the record index keeps; each agreement selects its schema version's columns.
+-- doc_match_input becomes doc_match_hmac in Python (the key never enters SQL). No order by:
+-- sorted in Arrow as the drop is partitioned (transform.RECORD_ORDER).
 -- Input: exchange_outcomes. Parameters: $schema_version, $hmac_key_id, $published_at.
--- Rows come in no set order: transform.run_sql sorts them in Arrow by arrival airport,
--- flight date, flight key and record id (transform.RECORD_ORDER), as the drop is partitioned.
 with
 
 published as (

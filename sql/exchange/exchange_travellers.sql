@@ -1,16 +1,9 @@
--- One row per parsed traveller with the exchange v1 values, the record id, a hash of the
--- published content, the first outcomes that need no validation (out of scope, message
--- quarantined, exact resend) and the derived columns the traveller suite checks.
--- Inputs: parsed_persons, exchange_messages, message_issues.
--- Parameters: $traveller_types, $excluded_nationalities (lists of codes), and from
--- transform/limits.py $doc_valid_years_max and the longest names and codes ($..._max_length).
--- One row per traveller with person_id and the columns this step adds for later steps (the
--- working columns stay here: traveller_key holds a document number or a name):
--- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
--- the wide rows are not copied through DuckDB and back.
--- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
--- doc_number_shape, which the traveller suite checks, is added by transform.exchange_travellers
--- (see final).
+-- Per parsed traveller, the columns this step adds: record id, content hash, the outcomes that
+-- need no validation (out of scope, message quarantined, exact resend) and the traveller
+-- suite's derived columns. transform.exchange_travellers puts them beside the persons' own in
+-- Arrow (wide rows are not copied through DuckDB) and sorts them there, so no order by.
+-- Inputs: parsed_persons, exchange_messages, message_issues. Parameters: the agreement's
+-- $traveller_types and $excluded_nationalities, and the limits of transform/limits.py.
 with
 
 persons as (select * from parsed_persons),
@@ -60,8 +53,9 @@ typed as (
         end as doc_match_input
     from persons
     inner join messages
-        on persons.object_key = messages.object_key
-        and persons.message_seq = messages.message_seq
+        on
+            persons.object_key = messages.object_key
+            and persons.message_seq = messages.message_seq
     left join message_errors on messages.message_id = message_errors.message_id
 ),
 
@@ -97,10 +91,11 @@ matched as (
         end as person_doc
     from typed
     left join people
-        on typed.flight_key = people.flight_key
-        and typed.surname = people.surname
-        and typed.given_names is not distinct from people.given_names
-        and typed.date_of_birth = people.date_of_birth
+        on
+            typed.flight_key = people.flight_key
+            and typed.surname = people.surname
+            and typed.given_names is not distinct from people.given_names
+            and typed.date_of_birth = people.date_of_birth
 ),
 
 keyed as (
@@ -108,23 +103,24 @@ keyed as (
         matched.*,
         -- The document identifies a traveller; without one, name, birth date and nationality.
         coalesce(
-            'doc|' || person_doc,
+            'doc|' || matched.person_doc,
             concat_ws(
                 '|',
                 'name',
-                coalesce(surname, ''),
-                coalesce(given_names, ''),
-                coalesce(cast(date_of_birth as varchar), date_of_birth_raw, ''),
-                coalesce(nationality, '')
+                coalesce(matched.surname, ''),
+                coalesce(matched.given_names, ''),
+                coalesce(cast(matched.date_of_birth as varchar), matched.date_of_birth_raw, ''),
+                coalesce(matched.nationality, '')
             )
         ) as traveller_key,
         case
-            when is_flight_known and not is_in_scope_flight then ['flight_not_in_agreement']
-            when not list_contains($traveller_types, traveller_type) then ['traveller_type']
-            when list_has_any(nationalities, $excluded_nationalities)
+            when matched.is_flight_known and not matched.is_in_scope_flight
+                then ['flight_not_in_agreement']
+            when not list_contains($traveller_types, matched.traveller_type) then ['traveller_type']
+            when list_has_any(matched.nationalities, $excluded_nationalities)
                 then ['excluded_nationality']
-            when message_reasons is not null then message_reasons
-            when is_resend then ['resend']
+            when matched.message_reasons is not null then matched.message_reasons
+            when matched.is_resend then ['resend']
         end as stage_reasons,
         matched.doc_expiry_date <= matched.flight_date + to_years($doc_valid_years_max::integer)
             as is_doc_expiry_plausible,
@@ -144,11 +140,17 @@ keyed as (
 
 -- Documents numbered in their sort order, so the suite can check them for repeats without
 -- seeing them. Numbered apart from the wide rows: a window over those sorts every column.
+documents as (
+    select distinct doc_match_input
+    from typed
+    where doc_match_input is not null
+),
+
 doc_ordinals as (
     select
         doc_match_input,
         row_number() over (order by doc_match_input) as doc_ordinal
-    from (select distinct doc_match_input from typed where doc_match_input is not null)
+    from documents
 ),
 
 final as (
@@ -167,51 +169,55 @@ final as (
         keyed.traveller_type,
         keyed.doc_match_input,
         keyed.stage_reasons,
-        substr(sha256(flight_key || '|' || traveller_key), 1, 32) as record_id,
+        substr(sha256(keyed.flight_key || '|' || keyed.traveller_key), 1, 32) as record_id,
         -- The person on the flight whatever the document: lets a later run match an airport
         -- export with another document to the record already published (exchange_outcomes).
         case
-            when surname is not null and date_of_birth is not null
+            when keyed.surname is not null and keyed.date_of_birth is not null
                 then substr(sha256(concat_ws(
-                    '|', flight_key, surname, coalesce(given_names, ''), date_of_birth
+                    '|',
+                    keyed.flight_key,
+                    keyed.surname,
+                    coalesce(keyed.given_names, ''),
+                    keyed.date_of_birth
                 )), 1, 32)
         end as person_key,
         -- What the partner would see change; lineage, timestamps and flags are left out.
         -- A JSON list keeps nulls apart from empty strings, so the hash is unambiguous.
         sha256(cast(to_json([
-            flight_key,
-            traveller_type,
-            surname,
-            given_names,
-            sex,
-            cast(date_of_birth as varchar),
-            nationality,
-            residence_country,
-            embark_airport,
-            debark_airport,
-            doc_type,
-            doc_number,
-            doc_issuing_state,
-            cast(doc_expiry_date as varchar),
-            cast(sched_departure_local as varchar),
-            cast(sched_arrival_local as varchar)
+            keyed.flight_key,
+            keyed.traveller_type,
+            keyed.surname,
+            keyed.given_names,
+            keyed.sex,
+            cast(keyed.date_of_birth as varchar),
+            keyed.nationality,
+            keyed.residence_country,
+            keyed.embark_airport,
+            keyed.debark_airport,
+            keyed.doc_type,
+            keyed.doc_number,
+            keyed.doc_issuing_state,
+            cast(keyed.doc_expiry_date as varchar),
+            cast(keyed.sched_departure_local as varchar),
+            cast(keyed.sched_arrival_local as varchar)
         ]) as varchar)) as content_sha256,
         case
-            when stage_reasons[1] in (
+            when keyed.stage_reasons[1] in (
                 'flight_not_in_agreement', 'traveller_type', 'excluded_nationality'
             ) then 'out_of_scope'
-            when stage_reasons[1] = 'resend' then 'duplicate'
-            when stage_reasons is not null then 'quarantined'
+            when keyed.stage_reasons[1] = 'resend' then 'duplicate'
+            when keyed.stage_reasons is not null then 'quarantined'
         end as stage_outcome,
         -- Checked by the traveller suite; derived so that no personal value reaches GX.
-        surname is not null as has_surname,
-        date_diff('day', date_of_birth, flight_date) / 365.25 as age_years,
-        -- doc_number_shape (letters as A, digits as 9) is added here by
-        -- transform.exchange_travellers, in Arrow: translate() cost a fifth of this step.
-        date_diff('day', flight_date, doc_expiry_date) as doc_valid_days_after_departure,
+        keyed.surname is not null as has_surname,
+        date_diff('day', keyed.date_of_birth, keyed.flight_date) / 365.25 as age_years,
+        -- doc_number_shape goes here, added in Arrow by transform.exchange_travellers (0021).
+        date_diff('day', keyed.flight_date, keyed.doc_expiry_date)
+            as doc_valid_days_after_departure,
         keyed.is_doc_expiry_plausible,
         keyed.oversized_field,
-        case when stage_reasons is null then doc_ordinals.doc_ordinal end as doc_ordinal
+        case when keyed.stage_reasons is null then doc_ordinals.doc_ordinal end as doc_ordinal
     from keyed
     left join doc_ordinals on keyed.doc_match_input = doc_ordinals.doc_match_input
 )

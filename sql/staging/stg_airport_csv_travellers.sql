@@ -79,7 +79,26 @@ normalised as (
 
 typed as (
     select
-        normalised.* exclude (nationality_raw, residence_raw, doc_issuer_raw),
+        normalised.object_id,
+        normalised.line_number,
+        normalised.carrier_code,
+        normalised.flight_number_raw,
+        normalised.dep_airport,
+        normalised.arr_airport,
+        normalised.sched_departure_local,
+        normalised.sched_arrival_local,
+        normalised.traveller_type,
+        normalised.surname,
+        normalised.given_names,
+        normalised.sex,
+        normalised.date_of_birth,
+        normalised.embark_airport,
+        normalised.debark_airport,
+        normalised.doc_type,
+        normalised.doc_number,
+        normalised.doc_expiry_date,
+        normalised.pnr_locator,
+        normalised.seat,
         -- Digits (up to four) and an optional suffix letter; anything else is no number, which
         -- the message suite quarantines.
         case

@@ -3,7 +3,13 @@
 -- Inputs: stg_airport_csv_rejects, stg_airport_csv_travellers.
 with
 
-rejected as (select * from stg_airport_csv_rejects),
+rejected as (
+    select
+        object_id,
+        line_number,
+        reason
+    from stg_airport_csv_rejects
+),
 
 incomplete as (
     select

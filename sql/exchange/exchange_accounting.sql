@@ -35,7 +35,7 @@ final as (
         select * from outcomes
         union all
         select * from unreadable
-    )
+    ) as counted
     group by flight_key, source_format, outcome
 )
 

@@ -1,14 +1,8 @@
--- The outcome of every parsed traveller: published, out_of_scope, duplicate or quarantined,
--- with reasons, dq_flags (warnings of the traveller, its list and its message) and the
--- manifest_revision it is published under. Of several revisions of one traveller in a run the
--- newest wins; a record already published with the same content is a duplicate; a changed
--- record is published again under a higher manifest_revision than the partner already has.
--- Inputs: exchange_travellers, traveller_issues, list_issues, message_issues,
--- published_records.
--- One row per traveller with person_id, its record_id (changed where it matched a published
--- person) and the columns this step adds: transform.exchange_outcomes puts them beside the
--- travellers' own columns in Arrow, so the wide rows are not copied through DuckDB and back.
--- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
+-- Every traveller's outcome (published, out_of_scope, duplicate or quarantined), reasons,
+-- dq_flags and manifest_revision: the newest revision in a run wins, content the partner has is
+-- a duplicate, a changed record goes out one revision above the partner's.
+-- Inputs: exchange_travellers, message_issues, traveller_issues, list_issues, published_records.
+-- Only the columns this step adds, unsorted: transform.exchange_outcomes sorts and joins them.
 with
 
 -- A traveller whose record the partner does not have, but whose name and birth date on the

@@ -66,18 +66,40 @@ flights as (
     from departure_legs
     inner join arrival_legs using (object_id, message_seq)
     inner join legs as dep
-        on dep.object_id = departure_legs.object_id
-        and dep.message_seq = departure_legs.message_seq
-        and dep.leg_seq = departure_legs.dep_leg_seq
+        on
+            dep.object_id = departure_legs.object_id
+            and dep.message_seq = departure_legs.message_seq
+            and dep.leg_seq = departure_legs.dep_leg_seq
     inner join legs as arr
-        on arr.object_id = arrival_legs.object_id
-        and arr.message_seq = arrival_legs.message_seq
-        and arr.leg_seq = arrival_legs.arr_leg_seq
+        on
+            arr.object_id = arrival_legs.object_id
+            and arr.message_seq = arrival_legs.message_seq
+            and arr.leg_seq = arrival_legs.arr_leg_seq
 ),
 
 final as (
     select
-        messages.*,
+        messages.object_id,
+        messages.message_seq,
+        messages.unh_position,
+        messages.message_ref,
+        messages.message_type,
+        messages.message_version,
+        messages.common_access_ref,
+        messages.part_number,
+        messages.part_indicator,
+        messages.has_unt,
+        messages.unt_segment_count,
+        messages.actual_segment_count,
+        messages.unt_message_ref,
+        messages.bgm_code,
+        messages.bgm_function,
+        messages.transaction_ref,
+        messages.transaction_revision,
+        messages.cnt_passengers,
+        messages.cnt_crew,
+        messages.person_count,
+        messages.payload_sha256,
         interchanges.interchange_ref,
         interchanges.sender_id,
         interchanges.prepared_date,
@@ -98,7 +120,7 @@ final as (
         cast(flights.sched_departure_local as date) as flight_date,
         case
             when not messages.has_unt then 'message_truncated'
-            when messages.message_type is distinct from 'PAXLST' then 'not_paxlst'
+            when coalesce(messages.message_type, '') != 'PAXLST' then 'not_paxlst'
         end as error_code,
         'paxlst' as source_format
     from messages

@@ -1,8 +1,5 @@
--- One macro per Great Expectations expectation type the suites use, named after it and taking
--- its kwargs in order: true for a row GX counts as unexpected. As in GX, the column map
--- expectations pass a null value (only not_be_null and be_null are about nulls), and compound
--- uniqueness passes a row missing any of its columns. quality/failures.py calls them; every batch's
--- counts are compared with GX's own, so a macro that drifts from GX fails the batch.
+-- One macro per GX expectation type the suites use (kwargs in order): true where GX counts the
+-- row unexpected, nulls passing as in GX. quality/failures.py checks the counts against GX's.
 create or replace macro expect_column_values_to_not_be_null(value) as value is null;
 
 create or replace macro expect_column_values_to_be_null(value) as value is not null;
@@ -10,18 +7,18 @@ create or replace macro expect_column_values_to_be_null(value) as value is not n
 -- A set of a few hundred codes (countries) is probed through a hash join, not scanned per row
 -- as list_contains would.
 create or replace macro expect_column_values_to_be_in_set(value, value_set) as
-    value is not null and value not in (select unnest(value_set));
+value is not null and value not in (select unnest(value_set));
 
 create or replace macro expect_column_values_to_not_be_in_set(value, value_set) as
-    value is not null and list_contains(value_set, value);
+value is not null and list_contains(value_set, value);
 
 -- A missing bound (null) is no bound.
 create or replace macro expect_column_values_to_be_between(value, min_value, max_value) as
-    value is not null and coalesce(value < min_value or value > max_value, false);
+value is not null and coalesce(value < min_value or value > max_value, false);
 
 create or replace macro expect_column_values_to_match_regex(value, regex) as
-    value is not null and not regexp_matches(cast(value as varchar), regex);
+value is not null and not regexp_matches(cast(value as varchar), regex);
 
 -- key: the row's columns as one struct; key_missing: whether any of them is null.
 create or replace macro expect_compound_columns_to_be_unique(key, key_missing) as
-    not key_missing and count(*) over (partition by key) > 1;
+not key_missing and count(*) over (partition by key) > 1;
