@@ -11,3 +11,8 @@ __version__ = "0.1.0"
 # worker) imports this package first; an operator's own ARROW_DEFAULT_MEMORY_POOL still decides.
 if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
     pa.set_memory_pool(pa.system_memory_pool())
+
+# Border data never phones home, whichever entry point runs (CLI, flow, Dask worker): this
+# package is imported before Prefect or GX read their settings. An operator may still opt in.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

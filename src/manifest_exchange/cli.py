@@ -20,6 +20,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -91,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _argument_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_without_routine_prefect_lines)
     # GX and the HTTP client narrate every step at INFO; keep their warnings only.
     for noisy in ("great_expectations", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -104,6 +107,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _without_routine_prefect_lines(record: logging.LogRecord) -> bool:
+    """Drop Prefect's "Finished in state Completed()" line per task: the run's own lines say
+    what each stage did, and a failed state is still shown."""
+    return not (
+        record.name.startswith("prefect")
+        and record.levelno == logging.INFO
+        and record.getMessage().startswith("Finished in state Completed")
+    )
+
+
+def this_command() -> str:
+    """How this console script was started, so a hint it prints works as printed (it is not
+    on PATH in a project checkout)."""
+    invoked = sys.argv[0]
+    if os.sep not in invoked or not invoked.endswith("manifest-exchange"):
+        return "manifest-exchange"
+    return shlex.quote(os.path.relpath(invoked))
 
 
 def _local(command: str) -> Handler:

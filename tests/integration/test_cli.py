@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from exchange_support import Exchange, make_corpus
 from manifest_exchange.cli import main
 from manifest_exchange.local.stack import SOURCE_BUCKET, EmbeddedStack
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
@@ -137,3 +141,35 @@ def test_generated_keys_sit_where_run_and_backfill_look(
     ]
     assert len(keys) == generated["objects"] > 0
     assert all(key.startswith("cli-layout/2026-12-02/") for key in keys), keys[:3]
+
+
+# What the Makefile exports, and what the test session's Prefect harness would lend: a user
+# running the console script from a plain shell has none of it.
+_NOT_IN_A_PLAIN_SHELL = ("PREFECT_", "GX_", "UV_", "PYTHONPATH")
+
+
+def test_a_run_from_a_plain_shell_prints_no_traceback_error_or_routine_noise(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    """The console script, started without the Makefile's settings, against its own temporary
+    Prefect server: telemetry is off from the package itself, and stderr holds only the run's
+    own lines."""
+    exchange.upload(make_corpus(flights=2, seed=81))
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(_NOT_IN_A_PLAIN_SHELL)
+    }
+    environment |= {**exchange.environment(), "PREFECT_HOME": str(tmp_path / "prefect")}
+    result = subprocess.run(
+        [sys.executable, "-m", "manifest_exchange.cli", "run",
+         "--source", exchange.locations["source"], "--state", exchange.locations["state"],
+         "--partner", exchange.locations["partner"]],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "published" in result.stdout
+    for noise in ("Traceback", "ERROR", "Finished in state", "worker thread", "telemetry"):
+        assert noise not in result.stderr, (noise, result.stderr[-3000:])
+    assert "batch 0: published drop" in result.stderr

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from manifest_exchange.cli import format_report, load_exchange_flow
+from manifest_exchange.cli import format_report, load_exchange_flow, this_command
 from manifest_exchange.config import Settings
 from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
 from manifest_exchange.local.stack import (
@@ -91,8 +91,8 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         f"  deployments on work pool 'manifest-exchange' ({EXCHANGE_DEPLOYMENT} every "
         f"{args.interval_seconds}s): {', '.join(deployments_of(FLOWS_DIR.parent))}\n"
         f"  store: {stack.status()['endpoint_url']} (load manifests with "
-        f"`manifest-exchange generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
-        f"credentials: `manifest-exchange stack env --identity loader`)\n"
+        f"`{this_command()} generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
+        f"credentials: `{this_command()} stack env --identity loader`)\n"
         f"  alerts: {args.webhook or local.alerts_file}\n"
         f"  logs: {local.root}/*.log; stop everything with `make ui-down`"
     )
@@ -183,7 +183,7 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     if second["drop_ids"] or not verified.is_ok:
         print("error: the second run published again or verification failed", file=sys.stderr)
         return 1
-    print("The store keeps running; stop it with: manifest-exchange stack down")
+    print(f"The store keeps running; stop it with: {this_command()} stack down")
     return 0
 
 

@@ -26,9 +26,10 @@ from manifest_exchange.runs.batches import RUNNERS, CheckedBatch
 
 
 # Defined here, not in flows/, so Dask workers import it from the installed package.
+# No timeout: the task always runs in a worker thread (threads or Dask), where Prefect cannot
+# interrupt it and warns on every batch instead; the store clients' own timeouts bound it.
 @task(
     name="check-batch",
-    timeout_seconds=30 * 60,
     cache_policy=NO_CACHE,
     persist_result=False,
     **STORE_RETRIES,

@@ -1,0 +1,41 @@
+"""The console script's own output rules (the commands themselves run in integration tests)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from manifest_exchange.cli import _without_routine_prefect_lines, this_command
+
+
+@pytest.mark.parametrize(
+    ("argv0", "hint"),
+    [
+        (".venv/bin/manifest-exchange", ".venv/bin/manifest-exchange"),
+        ("manifest-exchange", "manifest-exchange"),
+        ("/usr/lib/python3/site-packages/pytest/__main__.py", "manifest-exchange"),
+    ],
+)
+def test_hints_name_the_command_as_it_was_started(
+    argv0: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.argv", [argv0, "demo"])
+
+    assert this_command() == hint
+
+
+def _record(name: str, level: int, message: str) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def test_only_prefect_routine_completions_are_dropped() -> None:
+    assert not _without_routine_prefect_lines(
+        _record("prefect.task_runs", logging.INFO, "Finished in state Completed()")
+    )
+    assert _without_routine_prefect_lines(
+        _record("prefect.task_runs", logging.ERROR, "Finished in state Failed('boom')")
+    )
+    assert _without_routine_prefect_lines(
+        _record("prefect.task_runs", logging.INFO, "batch 0: published drop x")
+    )
