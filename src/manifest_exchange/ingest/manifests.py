@@ -48,7 +48,7 @@ class ParsedManifests:
 
     Attributes:
         objects: one row per object (key, sha256, bytes, receive_order, received_at, error).
-        messages: one row per message (see ``sql/paxlst_messages.sql``).
+        messages: one row per message (see ``sql/staging/paxlst_messages.sql``).
         persons: one row per person in a readable message, with ``person_id``.
         errors: objects and messages that could not be read, with reasons.
     """

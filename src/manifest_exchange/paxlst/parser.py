@@ -52,7 +52,7 @@ RELATIONS = (
 )
 # Relations read by several later ones are computed once; the rest stay views (no copy).
 MATERIALISED = frozenset({"stg_paxlst_segments", "paxlst_messages"})
-# Persons in the order they were sent (sql/paxlst_persons.sql leaves the sorting to Arrow).
+# Persons in the order they were sent (sql/staging/paxlst_persons.sql leaves the sorting to Arrow).
 PERSON_ORDER = ("object_id", "segment_position")
 # Objects above this size are refused, not parsed: parsing holds an object's text in memory
 # several times over. A full A380 manifest is about 300 KB, so 64 MiB is ~200 flights in one
