@@ -254,3 +254,17 @@ def test_a_crash_before_success_leaves_no_drop_and_the_next_run_completes_it(
     assert completed.is_ok
     assert completed.as_dict()["rows"] == expected_outcomes(corpus)["published"]
     assert completed.pending == []
+
+
+def test_the_run_receives_every_traveller_the_generator_wrote(exchange: Exchange) -> None:
+    """Ground truth and the run agree to the traveller, truncated transmissions included: what
+    a truncation cut off is reported by the generator as cut off, not as sent."""
+    corpus = make_corpus(flights=12, seed=29, defect_rate=0.1, flight_defect_rate=0.6)
+    generated = corpus.summary()
+    assert generated["truncated_objects"] > 0
+    assert generated["travellers_cut_off"] > 0
+    exchange.upload(corpus)
+
+    report = exchange.run()
+
+    assert report["travellers"] == generated["travellers_in_objects"]

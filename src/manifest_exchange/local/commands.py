@@ -151,10 +151,16 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     generated = corpus.summary()
     by_format = Counter(o.source_format for o in corpus.objects)
     formats = ", ".join(f"{n} {name}" for name, n in sorted(by_format.items()))
+    cut_off = (
+        f"; {generated['travellers_cut_off']} more were cut off with the ends of "
+        f"{generated['truncated_objects']} truncated transmissions"
+        if generated["travellers_cut_off"]
+        else ""
+    )
     print(
         f"2. generated {generated['objects']} objects ({formats}) for {generated['flights']} "
-        f"flights ({generated['travellers_in_objects']} travellers) into "
-        f"s3://{SOURCE_BUCKET}/paxlst/"
+        f"flights into s3://{SOURCE_BUCKET}/paxlst/: {generated['travellers_in_objects']} "
+        f"travellers in the objects{cut_off}"
     )
     partner = f"s3://{PARTNER_BUCKET}/tw-jp"
     locations = {

@@ -3,9 +3,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+import pyarrow.compute as pc
 import pytest
 
-from manifest_exchange.airport_csv.exports import is_airport_csv
+from manifest_exchange.airport_csv.exports import is_airport_csv, read_exports
 from manifest_exchange.local.generate.paxlst import (
     Corpus,
     GeneratorOptions,
@@ -155,3 +156,27 @@ def test_departures_from_japan_for_the_reciprocal_direction() -> None:
     assert len(arrivals) > 1
     with pytest.raises(ValueError, match="no routes for origin country 'KOR'"):
         generate_day(GeneratorOptions(DAY, flights=1, origin_country="KOR"))
+
+
+@pytest.mark.parametrize("seed", [3, 8, 21])
+def test_travellers_in_objects_are_what_the_readers_count(seed: int) -> None:
+    """Truncated PAXLST and CSV objects count only the travellers left in their bytes."""
+    corpus = generate_day(
+        GeneratorOptions(
+            dt.date(2026, 12, 1), flights=12, seed=seed, csv_rate=0.4, flight_defect_rate=0.6
+        )
+    )
+    received = 0
+    with PaxlstParser("TWN", "JPN") as parser:
+        empty = parser.parse([])
+        for obj in corpus.objects:
+            source = SourceObject(obj.key, obj.data)
+            is_export = obj.source_format == "airport_csv"
+            result = read_exports([source], empty) if is_export else parser.parse([source])
+            unreadable = result.messages.filter(pc.is_valid(result.messages["error_code"]))
+            counted = result.persons.num_rows + (pc.sum(unreadable["person_count"]).as_py() or 0)
+            assert counted == obj.travellers, obj.key
+            received += counted
+    summary = corpus.summary()
+    assert summary["truncated_objects"] > 0
+    assert received == summary["travellers_in_objects"]

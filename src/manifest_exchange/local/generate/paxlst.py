@@ -24,6 +24,7 @@ import io
 import itertools
 import math
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -75,6 +76,9 @@ class Syntax:
             f"{self.reserved}{self.terminator}"
         )
 
+
+# NAD qualifiers of the travellers the generator writes: passenger, crew, transit passenger.
+TRAVELLER_PARTIES = ("FL", "FM", "DDU")
 
 SYNTAXES: list[tuple[Syntax, int]] = [
     (Syntax("standard"), 40),
@@ -173,10 +177,12 @@ class GeneratedObject:
     flight_key: str
     syntax: str
     bgm_codes: tuple[str, ...]
+    # Travellers a receiver can count in ``data``; a truncated transmission loses the rest.
     travellers: int
     is_resend: bool = False
     is_truncated: bool = False
     source_format: str = "paxlst"
+    travellers_cut_off: int = 0
 
 
 @dataclass
@@ -207,6 +213,8 @@ class Corpus:
                 sorted(Counter(d for f in self.flights for d in f.defects).items())
             ),
             "travellers_in_objects": sum(o.travellers for o in self.objects),
+            # Sent, but cut off with the end of a truncated transmission: no receiver sees them.
+            "travellers_cut_off": sum(o.travellers_cut_off for o in self.objects),
         }
 
 
@@ -586,14 +594,16 @@ class _Generator:
             f"{self.options.prefix}/{self.options.flight_date:%Y-%m-%d}/{flight.carrier}/"
             f"{flight.designator}_{flight.legs[0].dep_local:%Y%m%d%H%M}_{icref}.edi"
         )
+        left = _travellers_left(data, syntax) if truncate else travellers
         return GeneratedObject(
             key=key,
             data=data,
             flight_key=flight.flight_key,
             syntax=syntax.name,
             bgm_codes=tuple(str(body[0][1]) for body, _, _ in messages),
-            travellers=travellers,
+            travellers=left,
             is_truncated=truncate,
+            travellers_cut_off=travellers - left,
         )
 
     def _airport_export(self, flight: Flight) -> GeneratedObject:
@@ -638,6 +648,7 @@ class _Generator:
             travellers=len(lines) if not truncated else _csv_data_lines(data),
             is_truncated=truncated,
             source_format="airport_csv",
+            travellers_cut_off=len(lines) - _csv_data_lines(data) if truncated else 0,
         )
 
     def _csv_values(self, flight: Flight, t: Traveller, leg: Leg) -> dict[str, str]:
@@ -716,6 +727,15 @@ class _Generator:
             lines.append(syntax.indent + text + syntax.terminator + syntax.line_end)
         head = syntax.una + syntax.line_end if syntax.has_una else ""
         return head + "".join(lines)
+
+
+def _travellers_left(data: bytes, syntax: Syntax) -> int:
+    """Travellers whose NAD segment a truncated interchange still holds, cut off after its
+    qualifier or not: what the parser counts for an unreadable message."""
+    element, terminator = re.escape(syntax.element), re.escape(syntax.terminator)
+    nad = re.compile(f"NAD{element}(?:{'|'.join(TRAVELLER_PARTIES)})(?={element}|{terminator}|$)")
+    # Latin-1 maps every byte to one character, so ASCII patterns match UTF-8 data too.
+    return len(nad.findall(data.decode("latin-1")))
 
 
 def _csv_data_lines(data: bytes) -> int:
