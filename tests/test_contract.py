@@ -221,3 +221,10 @@ def test_ui_up_lists_every_deployment_of_prefect_yaml() -> None:
             name.split("/")[0]
             == load_flow_from_entrypoint(str(PROJECT_ROOT / deployment["entrypoint"])).name
         )
+
+
+def test_test_files_have_unique_names() -> None:
+    """pytest imports test files by basename (no packages under tests/): two alike stop the
+    whole session at collection."""
+    names = [path.name for path in (PROJECT_ROOT / "tests").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
