@@ -24,7 +24,7 @@ import pyarrow as pa
 from manifest_exchange.agreements import Agreement
 from manifest_exchange.config import HmacKey
 from manifest_exchange.paths import read_sql_with_parameters
-from manifest_exchange.reference import airports_arrow
+from manifest_exchange.reference import airports_arrow, countries_arrow
 from manifest_exchange.sql_session import arrow_session
 from manifest_exchange.tables import sorted_by, with_columns_of
 from manifest_exchange.transform import limits
@@ -95,6 +95,7 @@ def exchange_travellers(
             "parsed_persons": persons,
             "exchange_messages": messages,
             "message_issues": message_issues,
+            "countries": countries_arrow(),
         },
         {
             "traveller_types": list(agreement.traveller_types),
