@@ -1,7 +1,7 @@
 -- One row per parsed traveller with the exchange v1 values, the record id, a hash of the
 -- published content, the first outcomes that need no validation (out of scope, message
 -- quarantined, exact resend) and the derived columns the traveller suite checks.
--- Inputs: parsed_persons, exchange_messages, message_issues, countries.
+-- Inputs: parsed_persons, exchange_messages, message_issues.
 -- Parameters: $traveller_types, $excluded_nationalities (lists of codes), and from
 -- transform/limits.py $doc_valid_years_max and the longest names and codes ($..._max_length).
 -- One row per traveller with person_id and the columns this step adds for later steps (the
@@ -9,16 +9,23 @@
 -- transform.exchange_travellers puts them beside the parsed persons' own columns in Arrow, so
 -- the wide rows are not copied through DuckDB and back.
 -- Rows come in no set order: transform.run_sql sorts them by person_id in Arrow.
--- doc_number_shape, which the traveller suite checks, is added by transform.exchange_travellers
--- (see final).
+-- doc_number_shape, has_unknown_nationality and has_unknown_issuing_state, which the traveller
+-- suite checks, are added by transform.exchange_travellers (see final).
 with
 
 persons as (select * from parsed_persons),
 
-messages as (select * from exchange_messages),
-
--- The codes the suite accepts: every country's alpha-3 and the ICAO 9303 specials.
-known_countries as (select distinct alpha3 from countries),
+-- Lists numbered in their key's order, so the suite checks documents per list without the
+-- key (decision 0020); numbered here, before the wide rows join in.
+messages as (
+    select
+        exchange_messages.*,
+        case
+            when exchange_messages.list_key is not null
+                then dense_rank() over (order by exchange_messages.list_key)
+        end as list_ordinal
+    from exchange_messages
+),
 
 message_errors as (
     select
@@ -34,6 +41,7 @@ typed as (
         persons.*,
         messages.message_id,
         messages.list_key,
+        messages.list_ordinal,
         messages.flight_key,
         messages.message_function,
         messages.sched_departure_utc,
@@ -154,18 +162,6 @@ doc_ordinals as (
     from (select distinct doc_match_input from typed where doc_match_input is not null)
 ),
 
--- Lists numbered the same way: the suite's frame carries a number, not the list's key
--- (decision 0020).
-list_ordinals as (
-    select
-        list_keys.list_key,
-        row_number() over (order by list_keys.list_key) as list_ordinal
-    from (
-        select distinct messages.list_key from messages
-        where messages.list_key is not null
-    ) as list_keys
-),
-
 final as (
     select
         keyed.person_id,
@@ -226,21 +222,10 @@ final as (
         date_diff('day', flight_date, doc_expiry_date) as doc_valid_days_after_departure,
         keyed.is_doc_expiry_plausible,
         keyed.oversized_field,
-        -- A code given but not known; never null, so GX reads a plain boolean column and no
-        -- 250-code set (decision 0020). A missing code is not unknown, as GX passed nulls.
-        keyed.nationality is not null and nationality_known.alpha3 is null
-            as has_unknown_nationality,
-        keyed.doc_issuing_state is not null and issuing_state_known.alpha3 is null
-            as has_unknown_issuing_state,
-        list_ordinals.list_ordinal,
+        keyed.list_ordinal,
         case when stage_reasons is null then doc_ordinals.doc_ordinal end as doc_ordinal
     from keyed
     left join doc_ordinals on keyed.doc_match_input = doc_ordinals.doc_match_input
-    left join list_ordinals on keyed.list_key = list_ordinals.list_key
-    left join known_countries as nationality_known
-        on keyed.nationality = nationality_known.alpha3
-    left join known_countries as issuing_state_known
-        on keyed.doc_issuing_state = issuing_state_known.alpha3
 )
 
 select * from final
