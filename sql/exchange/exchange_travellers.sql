@@ -4,11 +4,23 @@
 -- Arrow (wide rows are not copied through DuckDB) and sorts them there, so no order by.
 -- Inputs: parsed_persons, exchange_messages, message_issues. Parameters: the agreement's
 -- $traveller_types and $excluded_nationalities, and the limits of transform/limits.py.
+-- doc_number_shape, has_unknown_nationality and has_unknown_issuing_state, which the traveller
+-- suite checks, are added by transform.exchange_travellers in Arrow.
 with
 
 persons as (select * from parsed_persons),
 
-messages as (select * from exchange_messages),
+-- Lists numbered in their key's order, so the suite checks documents per list without the
+-- key (decision 0020); numbered here, before the wide rows join in.
+messages as (
+    select
+        exchange_messages.*,
+        case
+            when exchange_messages.list_key is not null
+                then dense_rank() over (order by exchange_messages.list_key)
+        end as list_ordinal
+    from exchange_messages
+),
 
 message_errors as (
     select
@@ -24,6 +36,7 @@ typed as (
         persons.*,
         messages.message_id,
         messages.list_key,
+        messages.list_ordinal,
         messages.flight_key,
         messages.message_function,
         messages.sched_departure_utc,
@@ -217,6 +230,7 @@ final as (
             as doc_valid_days_after_departure,
         keyed.is_doc_expiry_plausible,
         keyed.oversized_field,
+        keyed.list_ordinal,
         case when keyed.stage_reasons is null then doc_ordinals.doc_ordinal end as doc_ordinal
     from keyed
     left join doc_ordinals on keyed.doc_match_input = doc_ordinals.doc_match_input

@@ -4,8 +4,8 @@ create or replace macro expect_column_values_to_not_be_null(value) as value is n
 
 create or replace macro expect_column_values_to_be_null(value) as value is not null;
 
--- A set of a few hundred codes (countries) is probed through a hash join, not scanned per row
--- as list_contains would.
+-- A set of a few hundred values is probed through a hash join, not scanned per row as
+-- list_contains would.
 create or replace macro expect_column_values_to_be_in_set(value, value_set) as
 value is not null and value not in (select unnest(value_set));
 

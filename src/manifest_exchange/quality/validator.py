@@ -25,14 +25,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from manifest_exchange.quality import gx_memo
 from manifest_exchange.quality.failures import (
     Failures,
     check_counts,
     find_failures,
 )
 from manifest_exchange.quality.suites import Suite, load_suite
-from manifest_exchange.reference.codes import country_alpha3_by_code
 from manifest_exchange.transform import limits
 from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
@@ -86,7 +84,6 @@ class Validator:
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
             self._gx = gx
-            self.memoises_configurations = gx_memo.install()
             self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
             self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -97,7 +94,6 @@ class Validator:
             self._registered: dict[str, tuple[Any, Any]] = {}
             self._data_docs = data_docs
         self.parameters: dict[str, Any] = {
-            "country_codes": sorted(set(country_alpha3_by_code().values())),
             **limits.suite_parameters(),
         }
 
@@ -121,12 +117,11 @@ class Validator:
             # A batch validated directly, not through a checkpoint: a checkpoint would also
             # check its definitions for changes and write the result to the worker's disk.
             batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            with gx_memo.memoised_configurations():
-                validation = batch.validate(
-                    expectation_suite,
-                    result_format=RESULT_FORMAT,
-                    expectation_parameters=self.parameters,
-                )
+            validation = batch.validate(
+                expectation_suite,
+                result_format=RESULT_FORMAT,
+                expectation_parameters=self.parameters,
+            )
         failures = find_failures(
             suite.definition["expectations"], suite.row_id, columns, self.parameters
         )

@@ -20,11 +20,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from manifest_exchange.agreements.terms import Agreement
 from manifest_exchange.config import HmacKey
 from manifest_exchange.paths import read_sql_with_parameters
-from manifest_exchange.reference.codes import airports_arrow
+from manifest_exchange.reference.codes import airports_arrow, country_alpha3_by_code
 from manifest_exchange.sql_session import arrow_session
 from manifest_exchange.tables import sorted_by, with_columns_of
 from manifest_exchange.transform import limits
@@ -85,7 +86,24 @@ def exchange_travellers(
     # Where the SQL's own derived columns for the suite stand.
     position = travellers.schema.get_field_index("doc_valid_days_after_departure")
     shapes = document_shapes(travellers.column("doc_number"))
-    return travellers.add_column(position, "doc_number_shape", shapes)
+    travellers = travellers.add_column(position, "doc_number_shape", shapes)
+    for code, flag in (
+        ("nationality", "has_unknown_nationality"),
+        ("doc_issuing_state", "has_unknown_issuing_state"),
+    ):
+        travellers = travellers.append_column(flag, unknown_country_codes(travellers[code]))
+    return travellers
+
+
+def unknown_country_codes(codes: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Whether each code is given but is no country's alpha-3 or ICAO 9303 code.
+
+    Never null: a missing code is not an unknown one (GX passes nulls), and the suite reads a
+    plain boolean column instead of a set of every country (decision 0020); computed in Arrow,
+    which costs less than joins in the SQL.
+    """
+    known = pa.array(sorted(set(country_alpha3_by_code().values())), codes.type)
+    return pc.and_(pc.is_valid(codes), pc.invert(pc.is_in(codes, value_set=known)))
 
 
 # Each byte of a document number to its shape: letters A, digits 9, the rest as they are.
