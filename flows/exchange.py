@@ -254,7 +254,7 @@ def exchange_manifests(
         state: ``s3://bucket/prefix`` of the pipeline's ledger, quarantine and reports.
         partner: ``s3://bucket/prefix`` of the partner's drops (default: the agreement's).
         agreement: agreement name (a file in ``manifest_exchange/agreements``) or path.
-        options: credentials blocks, task runner and batch size (:class:`RunOptions`).
+        options: the credentials blocks, where batches are checked and the batch size.
     """
     context = _context(source, state, partner, agreement, options)
     return _run_exchange(context, options)
