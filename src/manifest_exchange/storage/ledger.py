@@ -46,6 +46,7 @@ from manifest_exchange.storage.s3 import (
     delete_many,
     get_many,
     iter_objects,
+    json_bytes,
     put_bytes,
     put_many,
 )
@@ -361,7 +362,9 @@ class Ledger:
         )
         entries = [{**o.body, "recorded_at": o.recorded_at.isoformat()} for o in kept]
         body = {"compacted_at": now.isoformat(), "outcomes": entries}
-        put_bytes(self.client, self.state.bucket, key, _json(body), content_type="application/json")
+        put_bytes(
+            self.client, self.state.bucket, key, json_bytes(body), content_type="application/json"
+        )
         delete_many(self.client, self.state.bucket, [info.key for info in sheets])
         log.info("compacted %d outcome sheets of %d objects into one", len(sheets), len(kept))
 
@@ -402,7 +405,11 @@ class Ledger:
                 "objects": [{"key": r.key, "etag": r.etag, "size": r.size} for r, _ in free],
             }
             put_bytes(
-                self.client, self.state.bucket, key, _json(body), content_type="application/json"
+                self.client,
+                self.state.bucket,
+                key,
+                json_bytes(body),
+                content_type="application/json",
             )
             if not self.claim_lock.is_held_by(generation):
                 delete_keys(self.client, self.state.bucket, [key])
@@ -445,7 +452,7 @@ class Ledger:
                     f"{finished_at.strftime(_RECORD_TIME)}-{run}-{uuid.uuid4().hex[:8]}"
                     f"{OUTCOME_SHEET_SUFFIX}",
                 ),
-                _json({"finished_at": finished_at.isoformat(), "outcomes": entries}),
+                json_bytes({"finished_at": finished_at.isoformat(), "outcomes": entries}),
             )
             for (bucket, folder), entries in sorted(by_folder.items())
         ]
@@ -462,7 +469,3 @@ def _recorded_at(entry: Mapping[str, Any], sheet: ObjectInfo) -> dt.datetime:
     time in the store."""
     recorded = entry.get("recorded_at")
     return dt.datetime.fromisoformat(recorded) if isinstance(recorded, str) else sheet.last_modified
-
-
-def _json(body: Mapping[str, object]) -> bytes:
-    return json.dumps(body, sort_keys=True, default=str).encode("utf-8")

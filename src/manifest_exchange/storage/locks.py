@@ -4,10 +4,9 @@ serialises deciding and publishing batches across runs, and the ledger's claim l
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from manifest_exchange.storage.s3 import (
@@ -17,6 +16,7 @@ from manifest_exchange.storage.s3 import (
     create_if_absent,
     delete_keys,
     iter_objects,
+    json_bytes,
     put_bytes,
 )
 
@@ -75,7 +75,7 @@ class StateLock:
                 self.client,
                 self.prefix.bucket,
                 self.prefix.key(f"{generation:08d}.released"),
-                _json({"run_id": run_id, "released_at": _now().isoformat()}),
+                json_bytes({"run_id": run_id, "released_at": _now().isoformat()}),
             )
 
     def _acquire(self, run_id: str, wait_s: float) -> int:
@@ -91,7 +91,7 @@ class StateLock:
                     log.warning("%s %d was abandoned; taking it over", self._name, generation)
                 body = {"run_id": run_id, "acquired_at": _now().isoformat()}
                 key = self.prefix.key(f"{generation + 1:08d}.json")
-                if create_if_absent(self.client, self.prefix.bucket, key, _json(body)):
+                if create_if_absent(self.client, self.prefix.bucket, key, json_bytes(body)):
                     # Only the latest generation counts: what the listing showed can go. A
                     # release written after it is left for the next holder to delete.
                     old = [i.key for files in listing for i in files.values()]
@@ -123,7 +123,3 @@ class PublishLock(StateLock):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _json(body: Mapping[str, object]) -> bytes:
-    return json.dumps(body, sort_keys=True, default=str).encode("utf-8")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -188,6 +189,11 @@ def delete_many(client: S3Client, bucket: str, keys: list[str], *, batch: int = 
                 f"{len(refused)} of {len(chunk)} deletes refused in {bucket}, e.g. "
                 f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
             )
+
+
+def json_bytes(body: Mapping[str, object]) -> bytes:
+    """A state record as the pipeline writes it: JSON with sorted keys, times as strings."""
+    return json.dumps(body, sort_keys=True, default=str).encode("utf-8")
 
 
 def get_bytes(client: S3Client, bucket: str, key: str) -> bytes:
