@@ -33,7 +33,6 @@ from manifest_exchange.orchestration.runners import batch_task_runner
 from manifest_exchange.orchestration.settings import run_settings
 from manifest_exchange.orchestration.stages import RunRecorder
 from manifest_exchange.publish.record_index import RecordIndex
-from manifest_exchange.quality.validator import Validator
 from manifest_exchange.runs import batches
 from manifest_exchange.runs.batches import CheckedBatch
 from manifest_exchange.runs.context import RunContext, objects_to_read
@@ -84,10 +83,10 @@ def discover_and_claim(
         landed_from=landed_from,
         landed_until=landed_until,
     )
-    # Something to check: GX is imported while claiming waits on the store. A run that finds
-    # nothing (most scheduled runs) never imports it.
-    if runner is not None and (discovery.candidates or discovery.own_claims):
-        batches.warm_up(context.s3, context.agreement, checks_here=runner == "threads")
+    # Something to check in this process: GX is imported while claiming waits on the store. A
+    # run that finds nothing (most scheduled runs), or checks on Dask, never imports it here.
+    if runner == "threads" and (discovery.candidates or discovery.own_claims):
+        batches.warm_up(context.s3, context.agreement)
     # A retried attempt keeps the claims its earlier attempt made.
     claims = discovery.own_claims + ledger.claim(discovery, context.run_id)
     get_run_logger().info(
@@ -147,11 +146,9 @@ def publish_drop(
 
 
 @task(name="write-report", timeout_seconds=10 * MINUTE, **STORE_TASK)
-def write_report(
-    context: RunContext, docs: Validator | None, totals: RunTotals, **fields: Any
-) -> dict[str, Any]:
-    report, docs_url = complete_report(context, docs, totals, **fields)
-    publish_run_artifacts(report, totals.listing, totals.listing_total, docs_url)
+def write_report(context: RunContext, totals: RunTotals, **fields: Any) -> dict[str, Any]:
+    report, quarantine_items_url = complete_report(context, totals, **fields)
+    publish_run_artifacts(report, totals, quarantine_items_url)
     return report
 
 
@@ -209,7 +206,6 @@ def _run_exchange(
     with clock.stage("report"):
         report = write_report(
             context,
-            run.docs,
             # Quoted: Prefect walks a task's arguments twice looking for futures, and a big
             # run's discovery and totals hold tens of thousands of entries.
             _quoted(run.totals),

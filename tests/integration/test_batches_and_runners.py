@@ -97,8 +97,6 @@ def test_dask_runner_publishes_the_same_drops_as_threads(
         assert [c for c in rows.column_names if not rows[c].equals(dask_rows[c])] == []
         assert dask_rows.equals(rows)
     assert on_dask.audit().ok
-    # The Dask runner's task runs reached the same Prefect API and show the batches.
-    assert dask["data_docs_files"] > 0
 
 
 def test_unknown_runner_fails_before_claiming_anything(exchange: Exchange) -> None:

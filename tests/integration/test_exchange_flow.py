@@ -62,20 +62,20 @@ def test_clean_day_publishes_every_foreign_passenger_once(exchange: Exchange) ->
 def test_rerun_with_nothing_new_publishes_nothing(
     exchange: Exchange, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warm_ups: list[bool] = []
+    warm_ups: list[str] = []
     warm_up = runs_batches.warm_up
 
-    def recording(*args: Any, checks_here: bool) -> Any:
-        warm_ups.append(checks_here)
-        return warm_up(*args, checks_here=checks_here)
+    def recording(*args: Any) -> Any:
+        warm_ups.append("threads")
+        return warm_up(*args)
 
     monkeypatch.setattr(runs_batches, "warm_up", recording)
     exchange.upload(make_corpus(flights=3, seed=12))
     first = exchange.run()
-    assert warm_ups == [True]  # objects to check, on this process's threads
+    assert warm_ups == ["threads"]  # objects to check, on this process's threads
 
     second = exchange.run()
-    assert warm_ups == [True]  # nothing new: GX is not even imported for it
+    assert warm_ups == ["threads"]  # nothing new: GX is not even imported for it
 
     assert first["drop_ids"]
     assert second["drop_ids"] == []
@@ -268,3 +268,8 @@ def test_the_run_receives_every_traveller_the_generator_wrote(exchange: Exchange
     report = exchange.run()
 
     assert report["travellers"] == generated["travellers_in_objects"]
+    # The quarantine summary stands for exactly the travellers the report quarantined: an
+    # unreadable message counts its NAD segments, other travellers count one each.
+    assert report["quarantine_by_reason"]["all"]["travellers"] == report["quarantined_rows"]
+    assert report["quarantine_by_reason"]["all"]["messages"] == report["quarantined_messages"]
+    assert report["quarantine_by_reason"]["message_truncated"]["travellers"] > 0

@@ -13,7 +13,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -91,7 +93,8 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(embedded_stack: EmbeddedStack) -> Iterator[Deployed]:
-    local = LocalPrefect(embedded_stack.root.parent, PROJECT_ROOT, port=free_port(), serve_ui=False)
+    # With the UI, as ``make ui`` starts it: the artifacts' links lead to its pages.
+    local = LocalPrefect(embedded_stack.root.parent, PROJECT_ROOT, port=free_port())
     setup = Deployed(embedded_stack, local, f"ui{uuid.uuid4().hex[:8]}")
     processes = local.up(
         embedded_stack,
@@ -147,20 +150,46 @@ def test_exchange_deployment_publishes_and_shows_the_run(deployed: Deployed) -> 
     assert verified.is_ok
     assert len(verified.drops) == 1
     artifacts = deployed.artifacts(run)
-    assert {"exchange-run-report", "exchange-progress", "exchange-data-docs"} <= set(artifacts)
+    assert {
+        "exchange-run-report",
+        "exchange-progress",
+        "exchange-data-quality",
+        "exchange-quarantine",
+        "exchange-quarantine-items",
+    } <= set(artifacts)
     report = artifacts["exchange-run-report"].data
     assert verified.drops[0].drop_id in report
     assert f"{verified.drops[0].rows} records" in report
     assert artifacts["exchange-progress"].data == pytest.approx(100.0)
-    if "exchange-quarantine" in artifacts:
-        rows = json.loads(artifacts["exchange-quarantine"].data)
-        assert rows
-        assert all(row["reasons"] for row in rows)
+    items = json.loads(artifacts["exchange-quarantine-items"].data)
+    assert items
+    assert all(next(iter(item)) == "reasons" and item["reasons"] for item in items)
+    _follow_every_link(deployed, artifacts)
     logs = deployed.logs(run)
     assert any(name.startswith("manifest_exchange") for name, _ in logs), "package logs missing"
     assert any(name.startswith("prefect.task_runs") for name, _ in logs)
     texts = [message for _, message in logs] + [str(a.data) for a in artifacts.values()]
     assert not _leaks(texts, _personal_values(corpus))
+
+
+def _follow_every_link(deployed: Deployed, artifacts: dict[str, Any]) -> None:
+    """Every link a person can click in the run's artifacts answers 200 from the Prefect
+    server or the store, and nowhere else; a link to an artifact names one that exists."""
+    texts = [str(a.data) + " " + str(a.description or "") for a in artifacts.values()]
+    links = {url for text in texts for url in re.findall(r"https?://[^\s)\"'|]+", text)}
+    server = urlsplit(deployed.local.api_url).netloc
+    store = urlsplit(deployed.stack.s3_settings("pipeline").endpoint_url).netloc
+    linked_artifacts = {url.rsplit("/", 1)[1] for url in links if "/artifacts/artifact/" in url}
+    # Data quality -> quarantine -> its items, and the items' full keys in the store.
+    assert len(linked_artifacts) >= 3
+    assert any(urlsplit(url).netloc == store for url in links)
+    for url in sorted(links):
+        assert urlsplit(url).netloc in {server, store}, url
+        # As a browser asks: the UI answers its page routes with its app for HTML requests.
+        answer = httpx.get(url, headers={"Accept": "text/html,*/*"}, timeout=30)
+        assert answer.status_code == 200, (url, answer.status_code)
+    ids = {str(a.id) for a in artifacts.values()}
+    assert linked_artifacts <= ids
 
 
 def test_partners_deployment_takes_each_partner_key_from_the_block(deployed: Deployed) -> None:

@@ -1,6 +1,7 @@
-"""What the Prefect UI shows for each run: report, quarantine, Data Docs link, progress.
+"""What the Prefect UI shows for each run: report, data quality, quarantine, progress.
 
-Artifacts hold counts, ids and check names only: no names, document numbers or birth dates.
+Artifacts hold counts, ids, keys and check names only: no names, document numbers or birth
+dates. Their links go to the Prefect UI or to a signed state-bucket object, never elsewhere.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from typing import Any, cast
 from uuid import UUID
 
 from prefect.artifacts import (
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.settings import get_current_settings
 
+from manifest_exchange.runs.quarantine import UNREADABLE_REASONS, QuarantineSummary, Tally
+from manifest_exchange.runs.report import QualitySummary, RunTotals
 from manifest_exchange.transform.schemas import OUTCOMES
+
+# Rows shown in the quarantine summary's flight table; the rest are counted.
+MAX_QUARANTINED_FLIGHTS = 50
 
 
 class StageProgress:
@@ -44,8 +50,11 @@ def _markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> str:
-    """The run report as markdown: outcomes, flights, the drop, validation, timings."""
+def run_report_markdown(
+    report: dict[str, Any], *, links: dict[str, str | None] | None = None, max_flights: int = 200
+) -> str:
+    """The run report as markdown: outcomes, flights, the drop, validation, timings, and
+    ``links`` to the run's other artifacts by name."""
     drops = (
         f"{report['drop_rows']} records in {len(report['drop_ids'])} drop(s): "
         + ", ".join(f"`{uri}`" for uri in report["drop_uris"])
@@ -93,6 +102,9 @@ def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> st
             "#### Failed checks",
             _markdown_table(["suite", "check", "severity", "rows"], failed),
         ]
+    shown = [_link(name, url) for name, url in (links or {}).items() if url]
+    if shown:
+        parts.append("**See also:** " + ", ".join(shown))
     timings = report["timings_s"]
     parts.append("**Stage seconds:** " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     parts.append(f"Full report: `{report['report_uri']}`")
@@ -100,34 +112,192 @@ def run_report_markdown(report: dict[str, Any], *, max_flights: int = 200) -> st
 
 
 def publish_run_artifacts(
-    report: dict[str, Any],
-    quarantine_rows: list[dict[str, Any]],
-    quarantine_total: int,
-    data_docs_url: str | None,
+    report: dict[str, Any], totals: RunTotals, quarantine_items_url: str | None
 ) -> None:
-    """Create the run's artifacts: report, quarantine table, Data Docs link."""
-    create_markdown_artifact(
-        key="exchange-run-report",
-        markdown=run_report_markdown(report),
-        description="Accounting of this exchange run",
-    )
-    if quarantine_rows:
-        shown = len(quarantine_rows)
-        create_table_artifact(
-            key="exchange-quarantine",
-            table=quarantine_rows,
+    """Create the run's artifacts. Each links to the ones it refers to, so a person gets from
+    the report to a failed check and from there to the rows it held back in one click each."""
+    summary = totals.quarantine_summary
+    items_link = quarantine_link = None
+    if summary.items:
+        items_id = create_table_artifact(
+            key="exchange-quarantine-items",
+            table=[short_item(item) for item in summary.items],
             description=(
-                f"Quarantined items ({shown} of {quarantine_total} shown): ids and reasons; "
-                f"the rows themselves are in {report['quarantine_uri']}"
+                f"Quarantined items ({len(summary.items)} of {summary.item_count}), reasons "
+                "first; objects by file name, ids shortened (full keys: exchange-quarantine)"
             ),
         )
-    if data_docs_url:
-        create_link_artifact(
-            key="exchange-data-docs",
-            link=data_docs_url,
-            link_text="Great Expectations Data Docs for this run",
-            description="Validation results (link valid 7 days; no personal data)",
+        items_link = artifact_link(items_id)
+    if summary.item_count:
+        quarantine_id = create_markdown_artifact(
+            key="exchange-quarantine",
+            markdown=quarantine_markdown(
+                report, summary, totals.quality, items_link, quarantine_items_url
+            ),
+            description="What this run held back from the partner, by reason and by flight",
         )
+        quarantine_link = artifact_link(quarantine_id)
+    quality_link = None
+    if totals.quality.checks:
+        quality_id = create_markdown_artifact(
+            key="exchange-data-quality",
+            markdown=data_quality_markdown(report, totals.quality, quarantine_link),
+            description="Every expectation of every suite: severity, rows failed, percent",
+        )
+        quality_link = artifact_link(quality_id)
+    create_markdown_artifact(
+        key="exchange-run-report",
+        markdown=run_report_markdown(
+            report, links={"data quality": quality_link, "quarantine": quarantine_link}
+        ),
+        description="Accounting of this exchange run",
+    )
+
+
+def artifact_link(artifact_id: Any) -> str | None:
+    """The artifact's page in the Prefect UI, if the run knows where the UI is."""
+    ui_url = get_current_settings().ui_url
+    if not ui_url or artifact_id is None:
+        return None
+    return f"{ui_url.rstrip('/')}/artifacts/artifact/{artifact_id}"
+
+
+def _link(text: str, url: str | None) -> str:
+    return f"[{text}]({url})" if url else text
+
+
+def short_item(item: dict[str, Any], object_chars: int = 28) -> dict[str, Any]:
+    """A quarantine item as a narrow table row: reasons first, then the item with a short id
+    (a message's number within its object, a traveller's record id prefix), and the object's
+    file name, shortened in the middle if it is long."""
+    item_id = str(item["id"])
+    short_id = "#" + item_id.rsplit("#", 1)[1] if item["item"] == "message" else item_id[:12]
+    name = str(item["object_key"]).rsplit("/", 1)[-1]
+    if len(name) > object_chars:
+        tail = object_chars // 2 + 2
+        name = name[: object_chars - tail - 1] + "…" + name[-tail:]
+    return {
+        "reasons": item["reasons"],
+        "item": f"{item['item']} {short_id}",
+        "travellers": item["travellers"],
+        "flight": item["flight_key"] or "",
+        "object": name,
+    }
+
+
+def _descriptions(quality: QualitySummary) -> dict[str, str]:
+    """What each reason means: the suites' descriptions, and why a message was unreadable."""
+    return UNREADABLE_REASONS | {
+        check: detail["description"]
+        for checks in quality.checks.values()
+        for check, detail in checks.items()
+    }
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _reasons_in(tally: Tally, shown: int = 3) -> str:
+    """The most frequent reasons, with counts, and how many others (the table stays narrow)."""
+    reasons = tally.reasons.most_common()
+    named = [reason if n == 1 else f"{reason} ({n})" for reason, n in reasons[:shown]]
+    others = len(reasons) - shown
+    return ", ".join(named) + (f", {others} more" if others > 0 else "")
+
+
+def quarantine_markdown(
+    report: dict[str, Any],
+    summary: QuarantineSummary,
+    quality: QualitySummary,
+    items_link: str | None,
+    items_file_url: str | None,
+) -> str:
+    """The quarantine as a person scans it: what held things back most, then where."""
+    described = _descriptions(quality)
+    by_reason = sorted(summary.by_reason.items(), key=lambda kv: (-kv[1].travellers, kv[0]))
+    by_flight = sorted(summary.by_flight.items(), key=lambda kv: (-kv[1].travellers, kv[0]))
+    parts = [
+        f"### Quarantine of run `{report['run_id']}` ({report['agreement']})",
+        f"**{_count(summary.total.travellers, 'traveller')}** held back (the report's "
+        f"quarantined count: {report['quarantined_rows']}), and "
+        f"**{_count(summary.total.messages, 'message')}**. A message "
+        "that could not be read counts its travellers from its NAD segments; the travellers of "
+        "a readable message that failed a check are listed one by one. An item with two "
+        "reasons is counted under both.",
+        "#### By reason",
+        _markdown_table(
+            ["reason", "travellers", "messages", "what it means"],
+            [
+                [reason, tally.travellers, tally.messages, described.get(reason, "")]
+                for reason, tally in by_reason
+            ],
+        ),
+        "#### By flight",
+        _markdown_table(
+            ["flight", "travellers", "messages", "reasons"],
+            [
+                [flight, tally.travellers, tally.messages, _reasons_in(tally)]
+                for flight, tally in by_flight[:MAX_QUARANTINED_FLIGHTS]
+            ],
+        ),
+    ]
+    if len(by_flight) > MAX_QUARANTINED_FLIGHTS:
+        parts.append(f"... and {len(by_flight) - MAX_QUARANTINED_FLIGHTS} more flights.")
+    parts.append(
+        f"**Items:** {_link('the first ' + str(len(summary.items)) + ' items', items_link)} of "
+        f"{summary.item_count}; "
+        + _link(
+            "the same items with full object keys and ids (CSV, link valid 7 days)", items_file_url
+        )
+        + f". The rows themselves, with personal data, stay in `{report['quarantine_uri']}`."
+    )
+    return "\n\n".join(parts)
+
+
+def data_quality_markdown(
+    report: dict[str, Any], quality: QualitySummary, quarantine_link: str | None
+) -> str:
+    """Every expectation of every suite the run validated, failed checks first."""
+    parts = [
+        f"### Data quality of run `{report['run_id']}` ({report['agreement']})",
+        "The Great Expectations suites in `expectations/`, summed over the run's batches. A "
+        "failed **error** check quarantines its rows ("
+        + _link("quarantine", quarantine_link)
+        + "); a failed **warning** adds a `dq_flags` entry to the published record.",
+    ]
+    for suite, checks in quality.checks.items():
+        failed = sum(detail["failed"] > 0 for detail in checks.values())
+        rows = quality.suites[suite]["rows"]
+        parts.append(f"#### `{suite}`: {rows} rows, {len(checks)} checks, {failed} failed")
+        ordered = sorted(checks.items(), key=lambda kv: (kv[1]["failed"] == 0, kv[0]))
+        # Narrow enough for a laptop screen (the UI does not wrap table cells); what each
+        # check means follows as a list, which wraps.
+        parts.append(
+            _markdown_table(
+                ["", "check", "severity", "rows failed", "% of rows", "column"],
+                [
+                    [
+                        "failed" if detail["failed"] else "passed",
+                        check,
+                        detail["severity"],
+                        _link(str(detail["failed"]), quarantine_link)
+                        if detail["failed"] and detail["severity"] == "error"
+                        else detail["failed"],
+                        f"{100 * detail['failed'] / detail['rows']:.2f}" if detail["rows"] else "-",
+                        f"`{detail['column']}`",
+                    ]
+                    for check, detail in ordered
+                ],
+            )
+        )
+        parts.append(
+            "\n".join(
+                f"- **{check}**: {detail['description']} (`{detail['expectation']}`)"
+                for check, detail in ordered
+            )
+        )
+    return "\n\n".join(parts)
 
 
 def partner_summary_markdown(reports: dict[str, dict[str, Any]], failures: dict[str, str]) -> str:

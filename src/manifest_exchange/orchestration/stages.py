@@ -1,5 +1,5 @@
 """What an exchange run keeps while its batches go by: seconds per stage, the UI's progress
-artifact, the validation results for Data Docs and the totals for the report."""
+artifact and the totals for the report and its artifacts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from manifest_exchange.orchestration.artifacts import StageProgress
-from manifest_exchange.quality.validator import Validator
 from manifest_exchange.runs.batches import CheckedBatch
 from manifest_exchange.runs.report import QualitySummary, RunTotals
 from manifest_exchange.runs.settle import BatchDecision
@@ -43,14 +42,11 @@ class StageClock:
 
 
 class RunRecorder:
-    """The run's clock, totals and Data Docs results, fed one batch at a time."""
+    """The run's clock and totals, fed one batch at a time."""
 
     def __init__(self) -> None:
         self.clock = StageClock()
         self.totals = RunTotals()
-        # Made at the first batch's results: GX is imported by then (``batches.warm_up``, decision
-        # 0016).
-        self.docs: Validator | None = None
 
     def checked(self, batch: CheckedBatch) -> dict[str, Any]:
         """Take a checked batch's timings and results; returns its validation summary (for
@@ -61,8 +57,6 @@ class RunRecorder:
         for result in batch.results.values():
             summary.add(result)
             self.totals.quality.add(result)
-        self.docs = self.docs or Validator(data_docs=True)
-        self.docs.store_results(batch.results.values())
         return summary.as_dict()
 
     def settled(

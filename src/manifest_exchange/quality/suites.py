@@ -34,12 +34,14 @@ class Suite:
         """The row id and every column an expectation reads, in first-use order."""
         names = [self.row_id]
         for expectation in self.definition["expectations"]:
-            kwargs = expectation["kwargs"]
-            for key in ("column", "column_A", "column_B"):
-                if key in kwargs:
-                    names.append(kwargs[key])
-            names.extend(kwargs.get("column_list", []))
+            names.extend(columns_of(expectation["kwargs"]))
         return list(dict.fromkeys(names))
+
+
+def columns_of(kwargs: dict[str, Any]) -> list[str]:
+    """The columns one expectation reads, from its ``kwargs``."""
+    names = [kwargs[key] for key in ("column", "column_A", "column_B") if key in kwargs]
+    return [*names, *kwargs.get("column_list", [])]
 
 
 def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> Suite:

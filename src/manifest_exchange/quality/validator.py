@@ -4,7 +4,9 @@ Each suite is a GX 1.x suite JSON with two additions in ``meta``: the suite name
 column, and each expectation names its ``check`` and ``severity`` (``error`` quarantines,
 ``warning`` becomes a ``dq_flag``). GX validates pandas frames that hold only the row id and
 the columns the suite references, which the SQL derives without personal values, so results
-and Data Docs never contain a name, document number or date of birth.
+never contain a name, document number or date of birth. The run shows them as Prefect
+artifacts (:mod:`manifest_exchange.orchestration.artifacts`), not as GX Data Docs
+(decision 0023).
 
 GX runs every expectation in its ``BASIC`` result format (pass or fail, and how many rows
 failed). Which rows failed is derived in DuckDB from the same expectations
@@ -14,13 +16,9 @@ refused: GX's ``COMPLETE`` format names the rows itself but costs more (decision
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import tempfile
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,7 +28,7 @@ from manifest_exchange.quality.failures import (
     check_counts,
     find_failures,
 )
-from manifest_exchange.quality.suites import Suite, load_suite
+from manifest_exchange.quality.suites import Suite, columns_of
 from manifest_exchange.transform import limits
 from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
@@ -49,57 +47,37 @@ class SuiteResult:
     rows: int
     issues: pa.Table
     checks: list[dict[str, Any]] = field(default_factory=list)
-    # GX's own results (ids and counts, no row values), for Data Docs built elsewhere.
-    documents: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
 
     @property
     def failed_checks(self) -> list[str]:
         return [c["check"] for c in self.checks if not c["success"]]
 
 
-def import_great_expectations() -> None:
-    """Import GX now, off the batches' critical path: the import holds the GIL for seconds
-    (``runs.batches.warm_up``, decision 0016)."""
-    import great_expectations  # noqa: F401
-
-
 class Validator:
-    """Runs suites with one GX file context in ``workdir`` so Data Docs can be built.
+    """Runs suites in an in-memory GX context: nothing is written to disk or sent anywhere.
 
     Threads may share a validator. GX calls of every validator in a process are serialised:
     GX's set-up and stores are not safe from two threads at once.
-
-    Args:
-        workdir: folder for the GX project (Data Docs land in ``data_docs_dir``).
-        data_docs: keep every result and update Data Docs after each validation. Off where
-            results are validated in workers: the flow then keeps them with
-            :meth:`store_results` and builds the docs once with :meth:`build_data_docs`.
     """
 
     _lock = threading.RLock()
 
-    def __init__(self, workdir: Path | None = None, *, data_docs: bool = True) -> None:
+    def __init__(self) -> None:
         with self._lock:
             import great_expectations as gx  # slow to import: only when validation runs
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
             self._gx = gx
-            self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mx-gx-"))
-            self.context = gx.get_context(mode="file", project_root_dir=str(self.workdir))
+            self.context = gx.get_context(mode="ephemeral")
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            # Nothing about a border agency's checks is sent anywhere (the Makefile also sets
+            # Nothing about a border agency's checks is sent anywhere (the package also sets
             # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
             self.context.variables.analytics_enabled = False
             self.datasource = self.context.data_sources.add_or_update_pandas("exchange")
             self._registered: dict[str, tuple[Any, Any]] = {}
-            self._data_docs = data_docs
         self.parameters: dict[str, Any] = {
             **limits.suite_parameters(),
         }
-
-    @property
-    def data_docs_dir(self) -> Path:
-        return self.workdir / "gx" / "uncommitted" / "data_docs" / "local_site"
 
     def validate(self, suite: Suite, table: pa.Table) -> SuiteResult:
         """Validate ``table`` against ``suite``: GX's verdicts and counts, DuckDB's row ids.
@@ -115,7 +93,7 @@ class Validator:
         with self._lock:
             batch_definition, expectation_suite = self._register(suite)
             # A batch validated directly, not through a checkpoint: a checkpoint would also
-            # check its definitions for changes and write the result to the worker's disk.
+            # check its definitions for changes and keep the result.
             batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
             validation = batch.validate(
                 expectation_suite,
@@ -125,36 +103,10 @@ class Validator:
         failures = find_failures(
             suite.definition["expectations"], suite.row_id, columns, self.parameters
         )
-        collected = _collect(suite, table.num_rows, validation.results, failures)
-        collected.documents.append((self._identify(suite, validation), validation))
-        if self._data_docs:
-            self.store_results([collected])
-            self.build_data_docs()
-        return collected
-
-    def store_results(self, results: Iterable[SuiteResult]) -> int:
-        """Keep results validated elsewhere (e.g. on Dask workers) for :meth:`build_data_docs`.
-
-        They go to the GX project's validation store on disk, so a run does not hold every
-        batch's results in memory. Returns how many were stored.
-        """
-        stored = 0
-        with self._lock:
-            for result in results:
-                for identifier, validation in result.documents:
-                    if result.suite not in self._registered:
-                        self._register(load_suite(result.suite))
-                    self.context.validation_results_store.set(identifier, validation)
-                    stored += 1
-        return stored
-
-    def build_data_docs(self) -> None:
-        """Render Data Docs for every stored result."""
-        with self._lock:
-            self.context.build_data_docs()
+        return _collect(suite, table.num_rows, validation.results, failures)
 
     def _register(self, suite: Suite) -> tuple[Any, Any]:
-        """The suite in the GX project and a dataframe batch definition for its rows (once)."""
+        """The suite in the GX context and a dataframe batch definition for its rows (once)."""
         if suite.name not in self._registered:
             gx = self._gx
             asset = self.datasource.add_dataframe_asset(f"{suite.name}_rows")
@@ -170,23 +122,6 @@ class Validator:
                 expectation_suite,
             )
         return self._registered[suite.name]
-
-    def _identify(self, suite: Suite, validation: Any) -> Any:
-        """The key Data Docs file a result under, stamped on the result as a checkpoint would."""
-        from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-
-        run_id = RunIdentifier(run_time=dt.datetime.now(dt.UTC))
-        validation.meta["run_id"] = run_id
-        validation.meta["validation_time"] = run_id.run_time
-        return ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-            run_id=run_id,
-            batch_identifier=validation.batch_id,
-        )
 
 
 def _collect(suite: Suite, rows: int, results: list[Any], failures: Failures) -> SuiteResult:
@@ -208,7 +143,9 @@ def _collect(suite: Suite, rows: int, results: list[Any], failures: Failures) ->
             {
                 "check": meta["check"],
                 "severity": meta["severity"],
+                "description": meta.get("description", ""),
                 "expectation": outcome.expectation_config.type,
+                "column": ", ".join(columns_of(outcome.expectation_config.kwargs)),
                 "success": bool(outcome.success),
                 "unexpected_count": int(detail.get("unexpected_count") or 0),
                 "element_count": int(detail.get("element_count") or rows),

@@ -33,7 +33,7 @@ from manifest_exchange.ingest.manifests import (
 )
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
 from manifest_exchange.quality.suites import load_suite
-from manifest_exchange.quality.validator import SuiteResult, Validator, import_great_expectations
+from manifest_exchange.quality.validator import SuiteResult, Validator
 from manifest_exchange.storage.s3 import ArrowDownloader
 from manifest_exchange.transform.exchange import (
     exchange_lists,
@@ -113,8 +113,7 @@ def check_batch(
         agreement: the run's agreement.
         objects: the batch, in receive order.
         number: the batch's place in the run.
-        validator: defaults to one per process, without Data Docs (the flow builds those
-            once from every batch's results).
+        validator: defaults to one per process.
     """
     validator = validator or _process_validator()
     timings: dict[str, float] = defaultdict(float)
@@ -172,32 +171,29 @@ _validator: Validator | None = None
 def _process_validator() -> Validator:
     """One GX context per process (a Dask worker, or the flow's process for threads).
 
-    Created under a lock: GX's set-up (YAML, stores) is not safe from two threads at once.
+    Created under a lock: GX's set-up is not safe from two threads at once.
     The validator serialises its own runs, so threads then share it safely.
     """
     global _validator
     with _VALIDATOR_LOCK:
         if _validator is None:
-            _validator = Validator(data_docs=False)
+            _validator = Validator()
         return _validator
 
 
-def warm_up(s3: S3Settings, agreement: Agreement, *, checks_here: bool) -> threading.Thread:
-    """Set up, on a background thread, what the run's first batch would otherwise wait for.
+def warm_up(s3: S3Settings, agreement: Agreement) -> threading.Thread:
+    """Set up, on a background thread, what the run's first batch checked in this process
+    would otherwise wait for: the downloader, the parser and the validator.
 
     Importing GX holds the GIL for seconds; done at the first batch's validation, it stalls
     both batches in flight (decision 0016). Started once discovery has found
-    something to check, it runs while claiming and the first fetches wait on the store. With
-    ``checks_here`` (the threads runner) the process's validator, parser and downloader are
-    made too; otherwise (Dask) the flow's process only needs GX, for Data Docs. A failure is
-    logged and left to the batch, which sets up again and raises it where the run reports it.
+    something to check, it runs while claiming and the first fetches wait on the store. A
+    failure is logged and left to the batch, which sets up again and raises it where the run
+    reports it.
     """
 
     def set_up() -> None:
         try:
-            if not checks_here:
-                import_great_expectations()
-                return
             _downloader(s3)
             shared_parser(agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES)
             _process_validator()

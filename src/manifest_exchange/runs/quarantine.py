@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -11,6 +11,17 @@ import pyarrow.compute as pc
 
 from manifest_exchange.ingest.manifests import ParsedManifests
 from manifest_exchange.publish.drops import parquet_bytes
+
+# Where the report counts a message whose flight could not be read.
+UNREADABLE_FLIGHT = "(unreadable)"
+
+# Why a message could not be read at all (``parse_error``, from sql/staging); the suites
+# describe their own checks.
+UNREADABLE_REASONS = {
+    "message_truncated": "The message has no UNT: the transmission was cut off",
+    "not_paxlst": "The message is not a PAXLST message",
+    "csv_line_rejected": "A line of an airport export could not be read",
+}
 
 
 def quarantined_messages(messages: pa.Table, message_issues: pa.Table) -> pa.Table:
@@ -29,22 +40,27 @@ def quarantined_messages(messages: pa.Table, message_issues: pa.Table) -> pa.Tab
 
 
 def quarantine_listing(
-    outcomes: pa.Table, messages: pa.Table, message_issues: pa.Table, *, limit: int = 500
-) -> tuple[list[dict[str, Any]], int]:
+    outcomes: pa.Table, messages: pa.Table, message_issues: pa.Table
+) -> list[dict[str, Any]]:
     """What was quarantined and why, for an operator: ids and reasons, never personal data.
 
-    Returns up to ``limit`` rows (whole messages first, then travellers) and the total count.
+    One row per quarantined message, then one per quarantined traveller. ``travellers`` is how
+    many of the run's quarantined travellers the row stands for, so the rows add up to the
+    report's count: one for a traveller, a message's NAD count when it could not be read at
+    all, and none for a readable message whose travellers have rows of their own.
     """
     rows: list[dict[str, Any]] = []
     for message in quarantined_messages(messages, message_issues).to_pylist():
-        reasons = [message["parse_error"]] if message["parse_error"] else []
+        unreadable = message["parse_error"] is not None
+        reasons = [message["parse_error"]] if unreadable else []
         rows.append(
             {
+                "reasons": ", ".join(reasons + (message["failed_checks"] or [])),
                 "item": "message",
-                "id": message["message_id"],
+                "travellers": int(message.get("person_count") or 0) if unreadable else 0,
                 "flight_key": message.get("flight_key"),
                 "object_key": message["object_key"],
-                "reasons": ", ".join(reasons + (message["failed_checks"] or [])),
+                "id": message["message_id"],
             }
         )
     travellers = outcomes.filter(pc.equal(outcomes["outcome"], "quarantined"))
@@ -52,14 +68,61 @@ def quarantine_listing(
     for traveller in columns.to_pylist():
         rows.append(
             {
+                "reasons": ", ".join(traveller["reasons"] or []),
                 "item": "traveller",
-                "id": traveller["record_id"],
+                "travellers": 1,
                 "flight_key": traveller["flight_key"],
                 "object_key": traveller["object_key"],
-                "reasons": ", ".join(traveller["reasons"] or []),
+                "id": traveller["record_id"],
             }
         )
-    return rows[:limit], len(rows)
+    return rows
+
+
+@dataclass
+class Tally:
+    """Quarantined travellers and messages under one reason or flight, and their reasons."""
+
+    travellers: int = 0
+    messages: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: dict[str, Any], reasons: list[str]) -> None:
+        self.travellers += row["travellers"]
+        self.messages += row["item"] == "message"
+        self.reasons.update(reasons)
+
+
+@dataclass
+class QuarantineSummary:
+    """A run's quarantine for a person to scan: counts per reason and per flight, and the
+    first ``limit`` items (memory stays bounded however much a run quarantines)."""
+
+    limit: int = 500
+    total: Tally = field(default_factory=Tally)
+    by_reason: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_flight: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    items: list[dict[str, Any]] = field(default_factory=list)
+    item_count: int = 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Add a batch's :func:`quarantine_listing`."""
+        for row in rows:
+            reasons = row["reasons"].split(", ")
+            self.total.add(row, reasons)
+            for reason in reasons:
+                self.by_reason[reason].add(row, [reason])
+            self.by_flight[row["flight_key"] or UNREADABLE_FLIGHT].add(row, reasons)
+        self.items.extend(rows[: self.limit - len(self.items)])
+        self.item_count += len(rows)
+
+    def counts_by_reason(self) -> dict[str, dict[str, int]]:
+        """Travellers and messages per reason, and under ``all`` each item once."""
+        tallies = {"all": self.total, **dict(sorted(self.by_reason.items()))}
+        return {
+            reason: {"travellers": tally.travellers, "messages": tally.messages}
+            for reason, tally in tallies.items()
+        }
 
 
 @dataclass(frozen=True)

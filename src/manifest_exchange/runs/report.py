@@ -1,42 +1,57 @@
-"""What a run writes about itself: validation totals, Data Docs, the run report and its
-accounting."""
+"""What a run writes about itself: validation totals, the quarantine summary, the run report
+and its accounting."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
-import mimetypes
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifest_exchange.ingest.manifests import ParsedManifests
-from manifest_exchange.quality.validator import SuiteResult, Validator
+from manifest_exchange.quality.validator import SuiteResult
 from manifest_exchange.runs.context import RunContext
 from manifest_exchange.runs.outcomes import AccountingError, check_accounting
-from manifest_exchange.runs.quarantine import quarantine_listing
+from manifest_exchange.runs.quarantine import (
+    UNREADABLE_FLIGHT,
+    QuarantineSummary,
+    quarantine_listing,
+)
 from manifest_exchange.storage.ledger import (
     Claim,
     Discovery,
 )
-from manifest_exchange.storage.s3 import put_bytes, put_many
+from manifest_exchange.storage.s3 import put_bytes
 from manifest_exchange.transform.schemas import OUTCOMES
 
 
 @dataclass
 class QualitySummary:
-    """Per suite: rows checked and unexpected counts per failed check (no row values).
+    """Per suite: rows checked and unexpected counts per failed check (no row values), and
+    in ``checks`` every check with what it reads and how many rows it checked and failed.
 
     Results of several batches add up.
     """
 
     suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, result: SuiteResult) -> None:
+        details = self.checks.setdefault(result.suite, {})
+        for check in result.checks:
+            detail = details.setdefault(
+                check["check"],
+                {key: check[key] for key in ("severity", "description", "expectation", "column")}
+                | {"rows": 0, "failed": 0},
+            )
+            detail["rows"] += check["element_count"]
+            detail["failed"] += check["unexpected_count"]
         suite = self.suites.setdefault(
             result.suite, {"rows": 0, "failed": {}, "checks": len(result.checks)}
         )
@@ -57,34 +72,10 @@ class QualitySummary:
         }
 
 
-def upload_folder(context: RunContext, local: Path, name: str) -> int:
-    """Upload a local folder (e.g. Data Docs) under the run's folder; return file count."""
-    if not local.is_dir():
-        return 0
-    folder = context.run_folder()
-    items = [
-        (folder.key(name, str(path.relative_to(local))), path.read_bytes())
-        for path in sorted(local.rglob("*"))
-        if path.is_file()
-    ]
-    # Data Docs are some eighty small files at 1M travellers: sent together, not in turn.
-    put_many(context.client, folder.bucket, items, content_type=_content_type)
-    return len(items)
-
-
-def _content_type(key: str) -> str:
-    return mimetypes.guess_type(key)[0] or "application/octet-stream"
-
-
-def data_docs_url(context: RunContext, name: str = "data-docs", expires_s: int = 7 * 86400) -> str:
-    """A time-limited URL of the run's Data Docs index (they hold no personal data)."""
+def presigned_url(context: RunContext, key: str, expires_s: int = 7 * 86400) -> str:
+    """A time-limited URL of a state-bucket object that holds no personal data."""
     url: str = context.client.generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": context.state.bucket,
-            "Key": context.run_folder().key(name, "index.html"),
-        },
-        ExpiresIn=expires_s,
+        "get_object", Params={"Bucket": context.state.bucket, "Key": key}, ExpiresIn=expires_s
     )
     return url
 
@@ -112,9 +103,7 @@ class RunTotals:
     )
     quality: QualitySummary = field(default_factory=QualitySummary)
     drops: list[tuple[str, int]] = field(default_factory=list)
-    listing: list[dict[str, Any]] = field(default_factory=list)
-    listing_total: int = 0
-    listing_limit: int = 500
+    quarantine_summary: QuarantineSummary = field(default_factory=QuarantineSummary)
 
     def add_batch(
         self,
@@ -134,7 +123,7 @@ class RunTotals:
         travellers = parsed.traveller_count
         counts = check_accounting(travellers, accounting, f"batch {self.batches}")
         for row in accounting.to_pylist():
-            flight = row["flight_key"] or "(unreadable)"
+            flight = row["flight_key"] or UNREADABLE_FLIGHT
             self.per_flight[flight][row["outcome"]] += int(row["travellers"])
             source_format = row["source_format"] or "(unreadable)"
             self.per_source_format[source_format][row["outcome"]] += int(row["travellers"])
@@ -150,11 +139,7 @@ class RunTotals:
             self.quarantine[name] += count
         if drop is not None:
             self.drops.append(drop)
-        rows, total = quarantine_listing(
-            outcomes, messages, message_issues, limit=self.listing_limit
-        )
-        self.listing.extend(rows[: self.listing_limit - len(self.listing)])
-        self.listing_total += total
+        self.quarantine_summary.add(quarantine_listing(outcomes, messages, message_issues))
 
     @property
     def drop_rows(self) -> int:
@@ -201,6 +186,7 @@ def build_report(
         "duplicates": outcomes["duplicate"],
         "quarantined_rows": outcomes["quarantined"],
         "quarantined_messages": totals.quarantine["messages"],
+        "quarantine_by_reason": totals.quarantine_summary.counts_by_reason(),
         "validation": totals.quality.as_dict(),
         "per_flight": {k: dict(v) for k, v in sorted(totals.per_flight.items())},
         "per_source_format": {k: dict(v) for k, v in sorted(totals.per_source_format.items())},
@@ -228,16 +214,32 @@ def write_report(context: RunContext, report: dict[str, Any]) -> str:
     return f"s3://{context.state.bucket}/{key}"
 
 
+def write_quarantine_items(context: RunContext, summary: QuarantineSummary) -> str | None:
+    """The quarantine items the UI lists, with full object keys and ids, as CSV in the run's
+    folder (ids, keys and reasons only); returns its key, or None when nothing was held back."""
+    if not summary.items:
+        return None
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(summary.items[0]))
+    writer.writeheader()
+    writer.writerows(summary.items)
+    key = context.run_folder().key("quarantine-items.csv")
+    put_bytes(
+        context.client,
+        context.state.bucket,
+        key,
+        text.getvalue().encode(),
+        content_type="text/csv; charset=utf-8",
+    )
+    return key
+
+
 def complete_report(
-    context: RunContext, docs: Validator | None, totals: RunTotals, **fields: Any
+    context: RunContext, totals: RunTotals, **fields: Any
 ) -> tuple[dict[str, Any], str | None]:
-    """Build and store the run report and the run's Data Docs; returns the report and a
-    time-limited link to the Data Docs (None when the run validated nothing)."""
+    """Build and store the run report and its quarantine items; returns the report and a
+    time-limited link to the items (None when the run held nothing back)."""
     report = build_report(context, totals=totals, **fields)
-    report["data_docs_files"] = 0
-    if docs is not None:
-        docs.build_data_docs()
-        report["data_docs_files"] = upload_folder(context, docs.data_docs_dir, "data-docs")
+    items_key = write_quarantine_items(context, totals.quarantine_summary)
     report["report_uri"] = write_report(context, report)
-    docs_url = data_docs_url(context) if report["data_docs_files"] else None
-    return report, docs_url
+    return report, presigned_url(context, items_key) if items_key else None

@@ -9,7 +9,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -355,16 +355,12 @@ def put_many(
     items: list[tuple[str, bytes]],
     *,
     concurrency: int = 16,
-    content_type: str | Callable[[str], str] = "application/octet-stream",
+    content_type: str = "application/octet-stream",
 ) -> None:
-    """Upload ``(key, data)`` pairs concurrently with checksums.
-
-    ``content_type`` is one type for every object, or a function of the key.
-    """
-    type_of = content_type if callable(content_type) else lambda _: content_type
+    """Upload ``(key, data)`` pairs concurrently with checksums."""
 
     def put(item: tuple[str, bytes]) -> None:
-        put_bytes(client, bucket, item[0], item[1], content_type=type_of(item[0]))
+        put_bytes(client, bucket, item[0], item[1], content_type=content_type)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(put, items))

@@ -1,4 +1,4 @@
-"""The run report as the Prefect UI shows it, and the quarantine listing beside it."""
+"""The run's artifacts as the Prefect UI shows them: report, data quality and quarantine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import pytest
 
 from manifest_exchange.orchestration import artifacts
 from manifest_exchange.orchestration.artifacts import run_report_markdown
-from manifest_exchange.runs.quarantine import quarantine_listing
+from manifest_exchange.quality.validator import SuiteResult
+from manifest_exchange.runs.quarantine import (
+    UNREADABLE_FLIGHT,
+    QuarantineSummary,
+    quarantine_listing,
+)
+from manifest_exchange.runs.report import QualitySummary
 from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
 
@@ -83,50 +89,145 @@ def test_report_without_a_drop_says_so_and_long_flight_lists_are_cut() -> None:
     assert "3 more flights" in markdown
 
 
-def test_quarantine_listing_has_ids_and_reasons_only() -> None:
+def _quarantined_batch() -> tuple[pa.Table, pa.Table, pa.Table]:
     outcomes = pa.table(
         {
-            "record_id": ["r1", "r2"],
-            "flight_key": ["F1", "F1"],
-            "object_key": ["a.edi", "a.edi"],
-            "outcome": ["quarantined", "published"],
-            "reasons": [["sex_code", "document_expired"], []],
-            "surname": ["SECRET", "HIDDEN"],
+            "record_id": ["r1" * 16, "r2" * 16, "r3" * 16],
+            "flight_key": ["F1", "F1", "F2"],
+            "object_key": ["day/CI/a.edi", "day/CI/a.edi", "day/BR/c.edi"],
+            "outcome": ["quarantined", "published", "quarantined"],
+            "reasons": [["sex_code", "document_expired"], [], ["unt_segment_count"]],
+            "surname": ["SECRET", "HIDDEN", "CONCEALED"],
         }
     )
     messages = pa.table(
         {
-            "message_id": ["b.edi#1", "a.edi#1"],
-            "object_key": ["b.edi", "a.edi"],
-            "flight_key": [None, "F1"],
-            "parse_error": ["truncated", None],
+            "message_id": ["day/CI/b.edi#1", "day/CI/a.edi#1", "day/BR/c.edi#4"],
+            "object_key": ["day/CI/b.edi", "day/CI/a.edi", "day/BR/c.edi"],
+            "flight_key": [None, "F1", "F2"],
+            "parse_error": ["message_truncated", None, None],
+            "person_count": [45, 2, 1],
         }
     )
     issues = pa.table(
-        {"row_id": ["a.edi#1"], "check_name": ["flight_warning"], "severity": ["warning"]},
+        {
+            "row_id": ["day/CI/a.edi#1", "day/BR/c.edi#4"],
+            "check_name": ["flight_warning", "unt_segment_count"],
+            "severity": ["warning", "error"],
+        },
         schema=ISSUES_SCHEMA,
     )
+    return outcomes, messages, issues
 
-    rows, total = quarantine_listing(outcomes, messages, issues)
 
-    assert total == 2
-    assert rows == [
+def test_quarantine_listing_has_reasons_first_ids_and_travellers_it_stands_for() -> None:
+    rows = quarantine_listing(*_quarantined_batch())
+
+    assert [next(iter(row)) for row in rows] == ["reasons"] * 4
+    assert [(row["item"], row["reasons"], row["travellers"]) for row in rows] == [
+        ("message", "message_truncated", 45),  # unreadable: its NAD count
+        ("message", "unt_segment_count", 0),  # readable: its traveller has a row of its own
+        ("traveller", "sex_code, document_expired", 1),
+        ("traveller", "unt_segment_count", 1),
+    ]
+    assert rows[0]["flight_key"] is None
+    assert rows[0]["object_key"] == "day/CI/b.edi"
+    assert "SECRET" not in str(rows)
+
+
+def test_quarantine_summary_counts_by_reason_and_flight_and_keeps_the_first_items() -> None:
+    summary = QuarantineSummary(limit=3)
+    rows = quarantine_listing(*_quarantined_batch())
+    summary.add(rows)
+    summary.add(rows)
+
+    assert (summary.total.travellers, summary.total.messages) == (94, 4)
+    assert summary.item_count == 8
+    assert summary.items == rows[:3]
+    unt = summary.by_reason["unt_segment_count"]
+    assert (unt.travellers, unt.messages) == (2, 2)
+    assert summary.by_reason["message_truncated"].travellers == 90
+    assert summary.by_flight["F2"].reasons == {"unt_segment_count": 4}
+    assert summary.by_flight[UNREADABLE_FLIGHT].travellers == 90
+
+
+def test_quarantine_items_are_shortened_for_the_table() -> None:
+    rows = quarantine_listing(*_quarantined_batch())
+    short = [artifacts.short_item(row) for row in rows]
+    assert short[0] == {
+        "reasons": "message_truncated",
+        "item": "message #1",
+        "travellers": 45,
+        "flight": "",
+        "object": "b.edi",
+    }
+    assert short[2]["item"] == "traveller r1r1r1r1r1r1"
+    assert list(short[2]) == ["reasons", "item", "travellers", "flight", "object"]
+    long_name = {**rows[2], "object_key": "day/CI/CI0801_202612022205_0010000040.edi"}
+    assert artifacts.short_item(long_name)["object"] == "CI0801_2026…5_0010000040.edi"
+
+
+def _quality() -> QualitySummary:
+    quality = QualitySummary()
+    checks = [
         {
-            "item": "message",
-            "id": "b.edi#1",
-            "flight_key": None,
-            "object_key": "b.edi",
-            "reasons": "truncated",
+            "check": "sex_code",
+            "severity": "error",
+            "description": "ATT sex is M, F, U or X",
+            "expectation": "expect_column_values_to_be_in_set",
+            "column": "sex",
+            "success": False,
+            "unexpected_count": 1,
+            "element_count": 4,
         },
         {
-            "item": "traveller",
-            "id": "r1",
-            "flight_key": "F1",
-            "object_key": "a.edi",
-            "reasons": "sex_code, document_expired",
+            "check": "surname_present",
+            "severity": "error",
+            "description": "NAD carries a surname",
+            "expectation": "expect_column_values_to_be_in_set",
+            "column": "has_surname",
+            "success": True,
+            "unexpected_count": 0,
+            "element_count": 4,
         },
     ]
-    assert "SECRET" not in str(rows)
+    for _ in range(2):
+        quality.add(SuiteResult("paxlst_travellers", 4, ISSUES_SCHEMA.empty_table(), checks))
+    return quality
+
+
+def test_data_quality_lists_every_check_failed_first_with_percent_and_quarantine_link() -> None:
+    markdown = artifacts.data_quality_markdown(_report(), _quality(), "http://ui/artifacts/q")
+
+    assert "#### `paxlst_travellers`: 8 rows, 2 checks, 1 failed" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(("| failed", "| passed"))]
+    assert rows == [
+        "| failed | sex_code | error | [2](http://ui/artifacts/q) | 25.00 | `sex` |",
+        "| passed | surname_present | error | 0 | 0.00 | `has_surname` |",
+    ]
+    assert (
+        "- **sex_code**: ATT sex is M, F, U or X (`expect_column_values_to_be_in_set`)" in markdown
+    )
+
+
+def test_quarantine_markdown_reconciles_with_the_report_and_links_the_items() -> None:
+    summary = QuarantineSummary()
+    summary.add(quarantine_listing(*_quarantined_batch()))
+    report = _report(
+        quarantined_rows=47, quarantine_uri="s3://exchange-state/tw-jp/quarantine/run-1"
+    )
+
+    markdown = artifacts.quarantine_markdown(
+        report, summary, _quality(), "http://ui/artifacts/items", "http://store/items.csv"
+    )
+
+    assert "**47 travellers** held back (the report's quarantined count: 47)" in markdown
+    assert "**2 messages**" in markdown
+    assert "| message_truncated | 45 | 1 | The message has no UNT" in markdown
+    assert "| sex_code | 1 | 0 | ATT sex is M, F, U or X |" in markdown
+    assert "| F2 | 1 | 1 | unt_segment_count (2) |" in markdown
+    assert "[the first 4 items](http://ui/artifacts/items) of 4" in markdown
+    assert "(http://store/items.csv)" in markdown
 
 
 def test_progress_never_goes_back_when_stages_alternate(monkeypatch: pytest.MonkeyPatch) -> None:

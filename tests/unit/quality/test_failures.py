@@ -84,8 +84,8 @@ def _gx_complete_row_ids(suite: Suite, table: pa.Table, parameters: dict[str, An
 
 
 @pytest.fixture(scope="module")
-def parameters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return Validator(tmp_path_factory.mktemp("gx"), data_docs=False).parameters
+def parameters() -> dict[str, Any]:
+    return Validator().parameters
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
@@ -105,9 +105,7 @@ def test_derived_rows_are_the_rows_gx_names(
     assert all(len(rows) < ROWS for rows in expected.values())
 
 
-def test_a_macro_that_drifts_from_gx_fails_the_batch(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_macro_that_drifts_from_gx_fails_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """A between macro that forgets its upper bound counts fewer failures than GX."""
     original = sql_session.read_sql
 
@@ -115,7 +113,7 @@ def test_a_macro_that_drifts_from_gx_fails_the_batch(
         return original(name).replace("value < min_value or value > max_value", "value < min_value")
 
     monkeypatch.setattr(sql_session, "read_sql", drifted)
-    validator = Validator(tmp_path, data_docs=False)
+    validator = Validator()
     travellers = load_suite("paxlst_travellers")
     table = _random_rows(travellers, validator.parameters, seed=3)
     with pytest.raises(CountMismatchError, match="date_of_birth_plausible"):

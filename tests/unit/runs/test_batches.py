@@ -12,12 +12,9 @@ from manifest_exchange.agreements.terms import load_agreement
 from manifest_exchange.config import S3Settings
 from manifest_exchange.ingest.manifests import ObjectToRead
 from manifest_exchange.paxlst.parser import MAX_OBJECT_BYTES
-from manifest_exchange.quality.validator import SuiteResult
 from manifest_exchange.runs import batches
 from manifest_exchange.runs.batches import plan_batches
 from manifest_exchange.runs.outcomes import AccountingError, check_accounting
-from manifest_exchange.runs.report import QualitySummary
-from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
 RECEIVED = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -54,34 +51,6 @@ def test_batch_limits_must_be_positive() -> None:
         plan_batches(_objects(1), batch_bytes=0)
 
 
-def _result(suite: str, rows: int, failed: dict[str, int]) -> SuiteResult:
-    checks = [
-        {"check": "sex_code", "severity": "error", "success": "sex_code" not in failed},
-        {"check": "doc_expired", "severity": "warning", "success": "doc_expired" not in failed},
-    ]
-    for check in checks:
-        check["unexpected_count"] = failed.get(str(check["check"]), 0)
-    return SuiteResult(suite, rows, ISSUES_SCHEMA.empty_table(), checks)
-
-
-def test_quality_summary_adds_batches_up() -> None:
-    summary = QualitySummary()
-    summary.add(_result("paxlst_travellers", 10, {"sex_code": 2}))
-    summary.add(_result("paxlst_travellers", 5, {"sex_code": 1, "doc_expired": 4}))
-    summary.add(_result("paxlst_travellers", 7, {}))
-
-    assert summary.as_dict() == {
-        "paxlst_travellers": {
-            "rows": 22,
-            "checks": 2,
-            "failed": {
-                "doc_expired": {"severity": "warning", "rows": 4},
-                "sex_code": {"severity": "error", "rows": 3},
-            },
-        }
-    }
-
-
 def test_accounting_that_does_not_add_up_is_refused() -> None:
     accounting = pa.table(
         {
@@ -107,20 +76,15 @@ def test_warm_up_sets_up_what_a_batch_checked_here_would_wait_for(
     monkeypatch.setattr(batches, "_downloader", lambda s3: calls.append(("downloader", s3)))
     monkeypatch.setattr(batches, "shared_parser", lambda *route: calls.append(("parser", *route)))
     monkeypatch.setattr(batches, "_process_validator", lambda: calls.append(("validator",)))
-    monkeypatch.setattr(batches, "import_great_expectations", lambda: calls.append(("gx",)))
     agreement = load_agreement()
     settings = _settings()
 
-    batches.warm_up(settings, agreement, checks_here=True).join()
+    batches.warm_up(settings, agreement).join()
     assert calls == [
         ("downloader", settings),
         ("parser", agreement.origin_country, agreement.destination_country, MAX_OBJECT_BYTES),
         ("validator",),
     ]
-    calls.clear()
-    # Batches checked elsewhere (Dask): the flow's process needs only GX, for Data Docs.
-    batches.warm_up(settings, agreement, checks_here=False).join()
-    assert calls == [("gx",)]
 
 
 def test_a_failed_warm_up_is_logged_and_left_to_the_first_batch(
@@ -131,10 +95,10 @@ def test_a_failed_warm_up_is_logged_and_left_to_the_first_batch(
 
     monkeypatch.setattr(batches, "_downloader", lambda s3: None)
     monkeypatch.setattr(batches, "shared_parser", lambda *route: None)
-    monkeypatch.setattr(batches, "Validator", lambda **_: broken())
+    monkeypatch.setattr(batches, "Validator", broken)
     monkeypatch.setattr(batches, "_validator", None)
     with caplog.at_level(logging.WARNING, logger=batches.__name__):
-        batches.warm_up(_settings(), load_agreement(), checks_here=True).join()
+        batches.warm_up(_settings(), load_agreement()).join()
     assert "warming up failed" in caplog.text
     assert "GX could not start" in caplog.text
     # Nothing half made is kept: the first batch makes the validator again, and raises there.
