@@ -90,13 +90,24 @@ def ui_command(args: argparse.Namespace, settings: Settings) -> int:
         f"Prefect UI: {ui_url} (ready in {time.perf_counter() - started:.0f}s)\n"
         f"  deployments on work pool 'manifest-exchange' ({EXCHANGE_DEPLOYMENT} every "
         f"{args.interval_seconds}s): {', '.join(deployments_of(FLOWS_DIR.parent))}\n"
-        f"  store: {stack.status()['endpoint_url']} (load manifests with "
-        f"`{this_command()} generate --to s3://{SOURCE_BUCKET}/paxlst` and the loader's "
-        f"credentials: `{this_command()} stack env --identity loader`)\n"
-        f"  alerts: {args.webhook or local.alerts_file}\n"
+        f"  store: {stack.status()['endpoint_url']}; load a day as an airline would:\n"
+        + "".join(f"    {line}\n" for line in load_commands(this_command()))
+        + f"  alerts: {args.webhook or local.alerts_file}\n"
         f"  logs: {local.root}/*.log; stop everything with `make ui-down`"
     )
     return 0
+
+
+def load_commands(command: str) -> list[str]:
+    """The shell lines that load a day into the source bucket as the ``loader`` identity.
+
+    ``ui up`` prints them and the README's tour shows them; a test holds the two equal, so the
+    hint works as printed (it once lacked the required ``--date``).
+    """
+    return [
+        f'eval "$({command} stack env --identity loader)"',
+        f"{command} generate --date 2026-12-01 --flights 20 --to s3://{SOURCE_BUCKET}/paxlst",
+    ]
 
 
 def generate_command(args: argparse.Namespace, settings: Settings) -> int:
