@@ -94,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_without_routine_prefect_lines)
-    # GX and the HTTP client narrate every step at INFO; keep their warnings only.
-    for noisy in ("great_expectations", "httpx"):
+    # GX, the HTTP client and Dask narrate every step at INFO; keep their warnings only.
+    for noisy in ("great_expectations", "httpx", "distributed"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     try:
@@ -110,13 +110,16 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _without_routine_prefect_lines(record: logging.LogRecord) -> bool:
-    """Drop Prefect's "Finished in state Completed()" line per task: the run's own lines say
-    what each stage did, and a failed state is still shown."""
-    return not (
-        record.name.startswith("prefect")
-        and record.levelno == logging.INFO
-        and record.getMessage().startswith("Finished in state Completed")
-    )
+    """Drop Prefect's "Finished in state Completed()" line per task (the run's own lines say
+    what each stage did, and a failed state is still shown), and keep the first line of its
+    other INFO lines (the temporary server's start adds a paragraph of advice)."""
+    if not record.name.startswith("prefect") or record.levelno != logging.INFO:
+        return True
+    message = record.getMessage()
+    if message.startswith("Finished in state Completed"):
+        return False
+    record.msg, record.args = message.split("\n", 1)[0], None
+    return True
 
 
 def this_command() -> str:
@@ -372,6 +375,9 @@ def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[s
         raise FileNotFoundError(f"flow file not found: {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from manifest_exchange.orchestration.logs import name_lines_by_stage  # imports Prefect
+
+    name_lines_by_stage()
     flow: Callable[..., dict[str, Any]] = getattr(module, name)
     return flow
 

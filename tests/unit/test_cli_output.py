@@ -39,3 +39,12 @@ def test_only_prefect_routine_completions_are_dropped() -> None:
     assert _without_routine_prefect_lines(
         _record("prefect.task_runs", logging.INFO, "batch 0: published drop x")
     )
+
+
+def test_prefect_info_lines_keep_their_first_line_only() -> None:
+    record = _record("prefect", logging.INFO, "Starting temporary server on x\nSee https://...")
+    assert _without_routine_prefect_lines(record)
+    assert record.getMessage() == "Starting temporary server on x"
+    failed = _record("prefect.flow_runs", logging.ERROR, "Crashed\nTraceback ...")
+    assert _without_routine_prefect_lines(failed)
+    assert failed.getMessage() == "Crashed\nTraceback ..."

@@ -65,10 +65,19 @@ class Validator:
     def __init__(self) -> None:
         with self._lock:
             import great_expectations as gx  # slow to import: only when validation runs
-            from great_expectations.data_context.types.base import ProgressBarsConfig
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
 
             self._gx = gx
-            self.context = gx.get_context(mode="ephemeral")
+            # No Data Docs site: results become Prefect artifacts (decision 0023).
+            in_memory = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+            self.context = gx.get_context(
+                project_config=DataContextConfig(store_backend_defaults=in_memory),
+                mode="ephemeral",
+            )
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
             # Nothing about a border agency's checks is sent anywhere (the package also sets
             # GX_ANALYTICS_ENABLED=False, which GX reads before a context exists).
