@@ -82,6 +82,9 @@ def run_report_markdown(
             ],
         ),
     ]
+    shown = [_link(name, url) for name, url in (links or {}).items() if url]
+    if shown:  # near the top: the per-flight table below can be long
+        parts.append("**See also:** " + ", ".join(shown))
     formats = report.get("per_source_format", {})
     if len(formats) > 1:
         rows = [[name, *(counts[o] for o in OUTCOMES)] for name, counts in formats.items()]
@@ -102,9 +105,6 @@ def run_report_markdown(
             "#### Failed checks",
             _markdown_table(["suite", "check", "severity", "rows"], failed),
         ]
-    shown = [_link(name, url) for name, url in (links or {}).items() if url]
-    if shown:
-        parts.append("**See also:** " + ", ".join(shown))
     timings = report["timings_s"]
     parts.append("**Stage seconds:** " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     parts.append(f"Full report: `{report['report_uri']}`")
@@ -166,7 +166,7 @@ def _link(text: str, url: str | None) -> str:
     return f"[{text}]({url})" if url else text
 
 
-def short_item(item: dict[str, Any], object_chars: int = 28) -> dict[str, Any]:
+def short_item(item: dict[str, Any], object_chars: int = 24) -> dict[str, Any]:
     """A quarantine item as a narrow table row: reasons first, then the item with a short id
     (a message's number within its object, a traveller's record id prefix), and the object's
     file name, shortened in the middle if it is long."""
