@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import NoCredentialsError
+
 from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, AgreementError, load_agreement
 from manifest_exchange.airport_csv import exports as airport_csv
 from manifest_exchange.config import Settings
@@ -102,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args, settings)
     except (AgreementError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print(
+            "error: no store credentials in the environment (AWS_ACCESS_KEY_ID ...); on the "
+            f'local stack: eval "$({this_command()} stack env --identity <identity>)"',
+            file=sys.stderr,
+        )
         return 2
     return result
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
-from manifest_exchange.cli import _without_routine_prefect_lines, this_command
+from manifest_exchange.cli import _without_routine_prefect_lines, main, this_command
 
 
 @pytest.mark.parametrize(
@@ -48,3 +50,22 @@ def test_prefect_info_lines_keep_their_first_line_only() -> None:
     failed = _record("prefect.flow_runs", logging.ERROR, "Crashed\nTraceback ...")
     assert _without_routine_prefect_lines(failed)
     assert failed.getMessage() == "Crashed\nTraceback ..."
+
+
+def test_a_command_without_store_credentials_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for key in [key for key in os.environ if key.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for setting in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(setting, str(tmp_path / "absent"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+
+    argv = ["generate", "--date", "2026-12-01", "--flights", "1", "--to", "s3://b/p"]
+    assert main(argv) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("error: no store credentials")
+    assert "stack env --identity" in error
+    assert "Traceback" not in error
