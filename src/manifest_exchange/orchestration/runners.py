@@ -4,7 +4,8 @@
 batches to a Dask cluster through prefect-dask's ``DaskTaskRunner``: a
 ``distributed.LocalCluster`` of worker processes on loopback by default, or an existing
 scheduler by address (``tcp://scheduler:8786``), whose workers need this package installed and
-must reach the store. Task runs on Dask workers report to the same Prefect API as the flow.
+must reach the store and the flow's Prefect API. Task runs on Dask workers report to that API,
+and no worker starts a Prefect server of its own (``dask_runner``, decision 0022).
 """
 
 from __future__ import annotations
@@ -69,18 +70,21 @@ def batch_task_runner(
         if dask_address:
             raise RunnerError("dask_address needs runner='dask'")
         return ThreadPoolTaskRunner(max_workers=2)
-    from prefect_dask.task_runners import DaskTaskRunner  # imports distributed: only when asked for
+    # Imports distributed: only when asked for.
+    from manifest_exchange.orchestration.dask_runner import DaskTaskRunnerReportingHome
 
     if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(
+        return DaskTaskRunnerReportingHome(address=dask_address)
+    return DaskTaskRunnerReportingHome(
         cluster_kwargs={
             "n_workers": workers or os.cpu_count() or 2,
             "threads_per_worker": 1,
             "processes": True,
-            # Loopback only, and no dashboard port.
+            # Loopback only, and no dashboard. The scheduler serves its other HTTP endpoints
+            # (health, metrics, info pages) even so, on the fixed port 8787 unless told another.
             "host": "127.0.0.1",
             "dashboard_address": None,
+            "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"},
         }
     )
 

@@ -8,6 +8,7 @@ import weakref
 import pytest
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from manifest_exchange.orchestration.dask_runner import DaskTaskRunnerReportingHome
 from manifest_exchange.orchestration.runners import (
     RunnerError,
     batch_task_runner,
@@ -33,7 +34,18 @@ def test_dask_runner_uses_a_loopback_local_cluster_or_the_given_scheduler() -> N
 
     assert local.cluster_kwargs["n_workers"] == 3
     assert local.cluster_kwargs["host"] == "127.0.0.1"
+    assert local.cluster_kwargs["dashboard_address"] is None
+    # Dask's other HTTP endpoints on a free loopback port, not the fixed 8787.
+    assert local.cluster_kwargs["scheduler_kwargs"] == {"dashboard_address": "127.0.0.1:0"}
     assert remote.address == "tcp://10.0.0.5:8786"
+
+
+def test_dask_runners_send_the_flows_prefect_api_with_every_task() -> None:
+    """Also the copies Prefect makes of a runner (``duplicate``)."""
+    runners = [batch_task_runner("dask"), batch_task_runner("dask", "tcp://10.0.0.5:8786")]
+
+    for runner in [*runners, *(runner.duplicate() for runner in runners)]:
+        assert isinstance(runner, DaskTaskRunnerReportingHome)
 
 
 @pytest.mark.parametrize(
