@@ -13,12 +13,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Compile every installed module once at set-up: where PYTHONDONTWRITEBYTECODE is set, each
 # process would otherwise compile its imports from source again (decision 0009).
 export UV_COMPILE_BYTECODE := 1
-# Great Expectations would otherwise try to send usage analytics.
-export GX_ANALYTICS_ENABLED := False
-# Prefect keeps its database (flow runs, logs, artifacts) in the project, never phones home,
-# and gives the temporary API server time to migrate a fresh database on a slow machine.
+# Prefect keeps its database (flow runs, logs, artifacts) in the project and gives the
+# temporary API server time to migrate a fresh database on a slow machine. Telemetry is off
+# from the package itself, whatever starts it (src/manifest_exchange/__init__.py).
 export PREFECT_HOME ?= $(CURDIR)/.local/prefect
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 .PHONY: setup demo test lint format audit-deps bench bench-parse bench-store bench-latency stack-up stack-down ui ui-down clean

@@ -114,6 +114,7 @@ class LocalPrefect:
             PREFECT_API_URL=self.api_url,
             PREFECT_HOME=str(self.home / "prefect"),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            DO_NOT_TRACK="1",
             PREFECT_LOGGING_EXTRA_LOGGERS=EXTRA_LOGGERS,
             GX_ANALYTICS_ENABLED="False",
             MX_HOME=str(self.home),
