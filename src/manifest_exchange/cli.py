@@ -96,8 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_without_routine_prefect_lines)
-    # GX, the HTTP client and Dask narrate every step at INFO; keep their warnings only.
-    for noisy in ("great_expectations", "httpx", "distributed"):
+    # GX and the HTTP client narrate every step at INFO; keep their warnings only.
+    for noisy in ("great_expectations", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     try:
@@ -118,11 +118,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+# Loggers whose INFO lines narrate machinery (Dask's scheduler and nannies, prefect-dask's
+# cluster set-up) rather than the run; their warnings still show.
+_NARRATING_LOGGERS = ("distributed", "prefect.task_runner")
+
+
 def _without_routine_prefect_lines(record: logging.LogRecord) -> bool:
     """Drop Prefect's "Finished in state Completed()" line per task (the run's own lines say
-    what each stage did, and a failed state is still shown), and keep the first line of its
-    other INFO lines (the temporary server's start adds a paragraph of advice)."""
-    if not record.name.startswith("prefect") or record.levelno != logging.INFO:
+    what each stage did, and a failed state is still shown) and the INFO narration of Dask,
+    and keep the first line of Prefect's other INFO lines (the temporary server's start adds
+    a paragraph of advice)."""
+    if record.levelno != logging.INFO:
+        return True
+    if record.name.startswith(_NARRATING_LOGGERS):
+        return False
+    if not record.name.startswith("prefect"):
         return True
     message = record.getMessage()
     if message.startswith("Finished in state Completed"):
@@ -382,6 +392,9 @@ def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[s
     spec = importlib.util.spec_from_file_location("manifest_exchange_flows.exchange", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"flow file not found: {path}")
+    # Local Dask workers inherit this and print only their warnings: their task lines reach
+    # the Prefect API, and this terminal shows the run's own lines, named by stage.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     from manifest_exchange.orchestration.logs import name_lines_by_stage  # imports Prefect

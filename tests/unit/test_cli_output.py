@@ -43,6 +43,18 @@ def test_only_prefect_routine_completions_are_dropped() -> None:
     )
 
 
+def test_dask_narration_is_dropped_but_not_its_warnings() -> None:
+    assert not _without_routine_prefect_lines(
+        _record("distributed.scheduler", logging.INFO, "Register worker addr")
+    )
+    assert not _without_routine_prefect_lines(
+        _record("prefect.task_runner.dask", logging.INFO, "Creating a new Dask cluster")
+    )
+    assert _without_routine_prefect_lines(
+        _record("distributed.nanny", logging.WARNING, "Worker process still alive")
+    )
+
+
 def test_prefect_info_lines_keep_their_first_line_only() -> None:
     record = _record("prefect", logging.INFO, "Starting temporary server on x\nSee https://...")
     assert _without_routine_prefect_lines(record)
