@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import boto3
 from botocore.exceptions import NoCredentialsError
 
 from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, AgreementError, load_agreement
@@ -125,20 +126,15 @@ _NARRATING_LOGGERS = ("distributed", "prefect.task_runner")
 
 def _without_routine_prefect_lines(record: logging.LogRecord) -> bool:
     """Drop Prefect's "Finished in state Completed()" line per task (the run's own lines say
-    what each stage did, and a failed state is still shown) and the INFO narration of Dask,
-    and keep the first line of Prefect's other INFO lines (the temporary server's start adds
-    a paragraph of advice)."""
+    what each stage did, and a failed state is still shown) and the INFO narration of Dask."""
     if record.levelno != logging.INFO:
         return True
     if record.name.startswith(_NARRATING_LOGGERS):
         return False
-    if not record.name.startswith("prefect"):
-        return True
-    message = record.getMessage()
-    if message.startswith("Finished in state Completed"):
-        return False
-    record.msg, record.args = message.split("\n", 1)[0], None
-    return True
+    return not (
+        record.name.startswith("prefect")
+        and record.getMessage().startswith("Finished in state Completed")
+    )
 
 
 def this_command() -> str:
@@ -404,7 +400,15 @@ def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[s
     return flow
 
 
+def require_store_credentials() -> None:
+    """Fail before a flow starts: inside one, Prefect's engine would log the store's refusal
+    with two tracebacks before the CLI could say what is missing."""
+    if boto3.Session().get_credentials() is None:
+        raise NoCredentialsError()
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    require_store_credentials()
     report = load_exchange_flow()(
         source=args.source,
         state=args.state,
@@ -421,6 +425,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_partners(args: argparse.Namespace, settings: Settings) -> int:
+    require_store_credentials()
     result = load_exchange_flow("exchange_partners")(
         source=args.source,
         state=args.state,

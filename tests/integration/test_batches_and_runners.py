@@ -16,6 +16,7 @@ from exchange_support import Exchange, expected_outcomes, make_corpus
 from manifest_exchange.local.generate.paxlst import Corpus
 from manifest_exchange.local.stack import PARTNER_BUCKET
 from manifest_exchange.publish.partner import verify_drops
+from manifest_exchange.runs import batches as runs_batches
 from manifest_exchange.storage.s3 import get_bytes, iter_objects
 
 pytestmark = pytest.mark.integration
@@ -81,7 +82,11 @@ def test_dask_runner_publishes_the_same_drops_as_threads(
         target.upload(_corpus())
 
     threads = exchange.run(batch_mb=SMALL_BATCH_MB)
+    # The flow's process checks nothing on Dask, so it does not set up (or import GX) for it.
+    warm_ups: list[object] = []
+    monkeypatch.setattr(runs_batches, "warm_up", lambda *args: warm_ups.append(args))
     dask = on_dask.run(batch_mb=SMALL_BATCH_MB, runner="dask")
+    assert warm_ups == []
 
     assert threads["batches"] == dask["batches"] > 1
     counts = ("travellers", "published", "out_of_scope", "duplicates", "quarantined_rows")

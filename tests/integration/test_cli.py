@@ -145,7 +145,8 @@ def test_generated_keys_sit_where_run_and_backfill_look(
 
 # What the Makefile exports, and what the test session's Prefect harness would lend: a user
 # running the console script from a plain shell has none of it.
-_NOT_IN_A_PLAIN_SHELL = ("PREFECT_", "GX_", "UV_", "PYTHONPATH")
+# Including the telemetry settings this test process's own import of the package made.
+_NOT_IN_A_PLAIN_SHELL = ("PREFECT_", "GX_", "DO_NOT_TRACK", "UV_", "PYTHONPATH")
 
 
 @pytest.mark.parametrize("runner", ["threads", "dask"])
@@ -174,7 +175,6 @@ def test_a_run_from_a_plain_shell_prints_no_traceback_error_or_routine_noise(
     for noise in (
         "Traceback",
         "ERROR",
-        "WARNING",
         "Finished in state",
         "worker thread",
         "telemetry",
@@ -191,3 +191,7 @@ def test_a_run_from_a_plain_shell_prints_no_traceback_error_or_routine_noise(
         assert "dask" in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == len(set(lines)), "a line repeats"
+    # Dask may say its event loop stalled on a loaded machine: the pipeline holds the GIL at
+    # times (decision 0016); any other warning is noise this test should catch.
+    warnings = [line for line in lines if line.startswith("WARNING")]
+    assert [line for line in warnings if "Event loop was unresponsive" not in line] == []

@@ -65,17 +65,17 @@ def test_rerun_with_nothing_new_publishes_nothing(
     warm_ups: list[str] = []
     warm_up = runs_batches.warm_up
 
-    def recording(*args: Any) -> Any:
-        warm_ups.append("threads")
-        return warm_up(*args)
+    def recording(s3: Any, agreement: Any) -> Any:
+        warm_ups.append(agreement.name)
+        return warm_up(s3, agreement)
 
     monkeypatch.setattr(runs_batches, "warm_up", recording)
     exchange.upload(make_corpus(flights=3, seed=12))
     first = exchange.run()
-    assert warm_ups == ["threads"]  # objects to check, on this process's threads
+    assert warm_ups == ["tw-jp"]  # objects to check, on this process's threads
 
     second = exchange.run()
-    assert warm_ups == ["threads"]  # nothing new: GX is not even imported for it
+    assert warm_ups == ["tw-jp"]  # nothing new: GX is not even imported for it
 
     assert first["drop_ids"]
     assert second["drop_ids"] == []
@@ -270,6 +270,8 @@ def test_the_run_receives_every_traveller_the_generator_wrote(exchange: Exchange
     assert report["travellers"] == generated["travellers_in_objects"]
     # The quarantine summary stands for exactly the travellers the report quarantined: an
     # unreadable message counts its NAD segments, other travellers count one each.
-    assert report["quarantine_by_reason"]["all"]["travellers"] == report["quarantined_rows"]
-    assert report["quarantine_by_reason"]["all"]["messages"] == report["quarantined_messages"]
-    assert report["quarantine_by_reason"]["message_truncated"]["travellers"] > 0
+    quarantine = report["quarantine"]
+    assert quarantine["total"]["travellers"] == report["quarantined_rows"]
+    assert quarantine["total"]["messages"] == report["quarantined_messages"]
+    assert quarantine["by_reason"]["message_truncated"]["travellers"] > 0
+    assert quarantine["settled_by_other_runs"]["travellers"] == 0

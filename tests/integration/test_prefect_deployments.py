@@ -164,17 +164,19 @@ def test_exchange_deployment_publishes_and_shows_the_run(deployed: Deployed) -> 
     items = json.loads(artifacts["exchange-quarantine-items"].data)
     assert items
     assert all(next(iter(item)) == "reasons" and item["reasons"] for item in items)
-    _follow_every_link(deployed, artifacts)
+    linked = _follow_every_link(deployed, artifacts)
     logs = deployed.logs(run)
     assert any(name.startswith("manifest_exchange") for name, _ in logs), "package logs missing"
     assert any(name.startswith("prefect.task_runs") for name, _ in logs)
     texts = [message for _, message in logs] + [str(a.data) for a in artifacts.values()]
+    texts += [str(a.description) for a in artifacts.values()] + linked
     assert not _leaks(texts, _personal_values(corpus))
 
 
-def _follow_every_link(deployed: Deployed, artifacts: dict[str, Any]) -> None:
+def _follow_every_link(deployed: Deployed, artifacts: dict[str, Any]) -> list[str]:
     """Every link a person can click in the run's artifacts answers 200 from the Prefect
-    server or the store, and nowhere else; a link to an artifact names one that exists."""
+    server or the store, and nowhere else; a link to an artifact names one that exists.
+    Returns what the store's links serve (the quarantine items' CSV)."""
     texts = [str(a.data) + " " + str(a.description or "") for a in artifacts.values()]
     links = {url for text in texts for url in re.findall(r"https?://[^\s)\"'|]+", text)}
     server = urlsplit(deployed.local.api_url).netloc
@@ -183,13 +185,18 @@ def _follow_every_link(deployed: Deployed, artifacts: dict[str, Any]) -> None:
     # Data quality -> quarantine -> its items, and the items' full keys in the store.
     assert len(linked_artifacts) >= 3
     assert any(urlsplit(url).netloc == store for url in links)
+    served = []
     for url in sorted(links):
         assert urlsplit(url).netloc in {server, store}, url
         # As a browser asks: the UI answers its page routes with its app for HTML requests.
         answer = httpx.get(url, headers={"Accept": "text/html,*/*"}, timeout=30)
         assert answer.status_code == 200, (url, answer.status_code)
+        if urlsplit(url).netloc == store:
+            served.append(answer.text)
     ids = {str(a.id) for a in artifacts.values()}
     assert linked_artifacts <= ids
+    assert any("reasons" in text for text in served)  # the CSV's header
+    return served
 
 
 def test_partners_deployment_takes_each_partner_key_from_the_block(deployed: Deployed) -> None:

@@ -55,15 +55,6 @@ def test_dask_narration_is_dropped_but_not_its_warnings() -> None:
     )
 
 
-def test_prefect_info_lines_keep_their_first_line_only() -> None:
-    record = _record("prefect", logging.INFO, "Starting temporary server on x\nSee https://...")
-    assert _without_routine_prefect_lines(record)
-    assert record.getMessage() == "Starting temporary server on x"
-    failed = _record("prefect.flow_runs", logging.ERROR, "Crashed\nTraceback ...")
-    assert _without_routine_prefect_lines(failed)
-    assert failed.getMessage() == "Crashed\nTraceback ..."
-
-
 def test_a_command_without_store_credentials_says_how_to_get_them(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -74,10 +65,11 @@ def test_a_command_without_store_credentials_says_how_to_get_them(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
 
-    argv = ["generate", "--date", "2026-12-01", "--flights", "1", "--to", "s3://b/p"]
-    assert main(argv) == 2
+    generate = ["generate", "--date", "2026-12-01", "--flights", "1", "--to", "s3://b/p"]
+    run = ["run", "--source", "s3://b/p", "--state", "s3://s/p", "--partner", "s3://d/p"]
+    for argv in (generate, run):
+        assert main(argv) == 2
 
-    error = capsys.readouterr().err
-    assert error.startswith("error: no store credentials")
-    assert "stack env --identity" in error
-    assert "Traceback" not in error
+        error = capsys.readouterr().err
+        assert error.startswith("error: no store credentials"), error
+        assert "stack env --identity" in error

@@ -18,7 +18,7 @@ from prefect.artifacts import (
 from prefect.settings import get_current_settings
 
 from manifest_exchange.runs.quarantine import UNREADABLE_REASONS, QuarantineSummary, Tally
-from manifest_exchange.runs.report import QualitySummary, RunTotals
+from manifest_exchange.runs.report import LINK_VALID_DAYS, QualitySummary, RunTotals
 from manifest_exchange.transform.schemas import OUTCOMES
 
 # Rows shown in the quarantine summary's flight table; the rest are counted.
@@ -91,7 +91,9 @@ def run_report_markdown(
         parts += ["#### Per source format", _markdown_table(["format", *OUTCOMES], rows)]
     flights = list(report["per_flight"].items())
     if flights:
-        rows = [[key, *(counts[o] for o in OUTCOMES)] for key, counts in flights[:max_flights]]
+        rows = [
+            [_text(key), *(counts[o] for o in OUTCOMES)] for key, counts in flights[:max_flights]
+        ]
         parts += ["#### Per flight", _markdown_table(["flight", *OUTCOMES], rows)]
         if len(flights) > max_flights:
             parts.append(f"... and {len(flights) - max_flights} more flights in the report.")
@@ -123,12 +125,12 @@ def publish_run_artifacts(
             key="exchange-quarantine-items",
             table=[short_item(item) for item in summary.items],
             description=(
-                f"Quarantined items ({len(summary.items)} of {summary.item_count}), reasons "
+                f"Quarantined items ({len(summary.items)} of {summary.count_items}), reasons "
                 "first; objects by file name, ids shortened (full keys: exchange-quarantine)"
             ),
         )
         items_link = artifact_link(items_id)
-    if summary.item_count:
+    if summary.count_items:
         quarantine_id = create_markdown_artifact(
             key="exchange-quarantine",
             markdown=quarantine_markdown(
@@ -154,12 +156,23 @@ def publish_run_artifacts(
     )
 
 
-def artifact_link(artifact_id: Any) -> str | None:
-    """The artifact's page in the Prefect UI, if the run knows where the UI is."""
+def artifact_link(artifact_id: object) -> str | None:
+    """The artifact's page in the Prefect UI, if the run knows where the UI is (Prefect's
+    artifact functions return the id, typed as either the id or its coroutine)."""
     ui_url = get_current_settings().ui_url
-    if not ui_url or artifact_id is None:
+    if not ui_url or not isinstance(artifact_id, UUID):
         return None
     return f"{ui_url.rstrip('/')}/artifacts/artifact/{artifact_id}"
+
+
+# Characters markdown would read as structure (a link, a table cell, code): values that come
+# from senders, such as flight keys, must stay text.
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*[]()<>|"})
+
+
+def _text(value: Any) -> str:
+    """A value from a sender as literal markdown text."""
+    return str(value).translate(_MARKDOWN_SPECIAL)
 
 
 def _link(text: str, url: str | None) -> str:
@@ -177,7 +190,7 @@ def short_item(item: dict[str, Any], object_chars: int = 24) -> dict[str, Any]:
         tail = object_chars // 2 + 2
         name = name[: object_chars - tail - 1] + "…" + name[-tail:]
     return {
-        "reasons": item["reasons"],
+        "reasons": ", ".join(item["reasons"]),
         "item": f"{item['item']} {short_id}",
         "travellers": item["travellers"],
         "flight": item["flight_key"] or "",
@@ -201,7 +214,7 @@ def _count(number: int, noun: str) -> str:
 def _reasons_in(tally: Tally, shown: int = 3) -> str:
     """The most frequent reasons, with counts, and how many others (the table stays narrow)."""
     reasons = tally.reasons.most_common()
-    named = [reason if n == 1 else f"{reason} ({n})" for reason, n in reasons[:shown]]
+    named = [_text(r) if n == 1 else f"{_text(r)} ({n})" for r, n in reasons[:shown]]
     others = len(reasons) - shown
     return ", ".join(named) + (f", {others} more" if others > 0 else "")
 
@@ -215,21 +228,32 @@ def quarantine_markdown(
 ) -> str:
     """The quarantine as a person scans it: what held things back most, then where."""
     described = _descriptions(quality)
-    by_reason = sorted(summary.by_reason.items(), key=lambda kv: (-kv[1].travellers, kv[0]))
-    by_flight = sorted(summary.by_flight.items(), key=lambda kv: (-kv[1].travellers, kv[0]))
+    by_reason = sorted(summary.by_reason.items(), key=lambda kv: (-kv[1].count_travellers, kv[0]))
+    by_flight = sorted(summary.by_flight.items(), key=lambda kv: (-kv[1].count_travellers, kv[0]))
     parts = [
         f"### Quarantine of run `{report['run_id']}` ({report['agreement']})",
-        f"**{_count(summary.total.travellers, 'traveller')}** held back (the report's "
+        f"**{_count(summary.total.count_travellers, 'traveller')}** held back (the report's "
         f"quarantined count: {report['quarantined_rows']}), and "
-        f"**{_count(summary.total.messages, 'message')}**. A message "
+        f"**{_count(summary.total.count_messages, 'message')}**. A message "
         "that could not be read counts its travellers from its NAD segments; the travellers of "
         "a readable message that failed a check are listed one by one. An item with two "
-        "reasons is counted under both.",
+        "reasons is counted under both."
+        + (
+            f" Another run settled some of this run's objects meanwhile; it lists their "
+            f"{_count(summary.count_settled_elsewhere, 'quarantined traveller')}."
+            if summary.count_settled_elsewhere
+            else ""
+        ),
         "#### By reason",
         _markdown_table(
             ["reason", "travellers", "messages", "what it means"],
             [
-                [reason, tally.travellers, tally.messages, described.get(reason, "")]
+                [
+                    _text(reason),
+                    tally.count_travellers,
+                    tally.count_messages,
+                    described.get(reason, ""),
+                ]
                 for reason, tally in by_reason
             ],
         ),
@@ -237,7 +261,7 @@ def quarantine_markdown(
         _markdown_table(
             ["flight", "travellers", "messages", "reasons"],
             [
-                [flight, tally.travellers, tally.messages, _reasons_in(tally)]
+                [_text(flight), tally.count_travellers, tally.count_messages, _reasons_in(tally)]
                 for flight, tally in by_flight[:MAX_QUARANTINED_FLIGHTS]
             ],
         ),
@@ -246,9 +270,11 @@ def quarantine_markdown(
         parts.append(f"... and {len(by_flight) - MAX_QUARANTINED_FLIGHTS} more flights.")
     parts.append(
         f"**Items:** {_link('the first ' + str(len(summary.items)) + ' items', items_link)} of "
-        f"{summary.item_count}; "
+        f"{summary.count_items}; "
         + _link(
-            "the same items with full object keys and ids (CSV, link valid 7 days)", items_file_url
+            "the same items with full object keys and ids "
+            f"(CSV, link valid {LINK_VALID_DAYS} days)",
+            items_file_url,
         )
         + f". The rows themselves, with personal data, stay in `{report['quarantine_uri']}`."
     )

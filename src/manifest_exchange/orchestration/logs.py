@@ -12,14 +12,21 @@ LINE_FORMAT = "%(levelname)s %(stage)s: %(message)s"
 class StageFormatter(logging.Formatter):
     """Prefixes each line with its task's name (``discover-and-claim``, ``check-batch``), or
     its flow's inside a flow, or else its logger's: the package's own lines inside a task
-    carry no run details of their own, so the run context supplies them."""
+    carry no run details of their own, so the run context supplies them.
+
+    Prefect's INFO lines keep their first line: the temporary server's start adds a
+    paragraph of advice.
+    """
 
     def __init__(self) -> None:
         super().__init__(LINE_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         record.stage = stage_of(record)
-        return super().format(record)
+        line = super().format(record)
+        if record.levelno == logging.INFO and record.name.startswith("prefect"):
+            return line.split("\n", 1)[0]
+        return line
 
 
 def stage_of(record: logging.LogRecord) -> str:

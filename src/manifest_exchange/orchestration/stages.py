@@ -71,5 +71,6 @@ class RunRecorder:
             decision.accounting,
             quarantine=decision.quarantine.counts,
             drop=drop,
+            settled_elsewhere=decision.settled_elsewhere,
         )
         self.clock.batch_done(batch.number)

@@ -54,9 +54,14 @@ def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> Suite:
     checks = []
     for expectation in definition["expectations"]:
         meta = expectation.get("meta", {})
-        if not meta.get("check") or meta.get("severity") not in SEVERITIES:
+        if (
+            not meta.get("check")
+            or meta.get("severity") not in SEVERITIES
+            or not meta.get("description")
+        ):
             raise SuiteError(
-                f"{path}: {expectation['type']} needs meta.check and meta.severity in {SEVERITIES}"
+                f"{path}: {expectation['type']} needs meta.check, meta.description (shown in "
+                f"the run's data-quality artifact) and meta.severity in {SEVERITIES}"
             )
         checks.append(meta["check"])
         try:

@@ -152,7 +152,7 @@ def _collect(suite: Suite, rows: int, results: list[Any], failures: Failures) ->
             {
                 "check": meta["check"],
                 "severity": meta["severity"],
-                "description": meta.get("description", ""),
+                "description": meta["description"],
                 "expectation": outcome.expectation_config.type,
                 "column": ", ".join(columns_of(outcome.expectation_config.kwargs)),
                 "success": bool(outcome.success),

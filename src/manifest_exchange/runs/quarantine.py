@@ -55,7 +55,7 @@ def quarantine_listing(
         reasons = [message["parse_error"]] if unreadable else []
         rows.append(
             {
-                "reasons": ", ".join(reasons + (message["failed_checks"] or [])),
+                "reasons": reasons + (message["failed_checks"] or []),
                 "item": "message",
                 "travellers": int(message.get("person_count") or 0) if unreadable else 0,
                 "flight_key": message.get("flight_key"),
@@ -68,7 +68,7 @@ def quarantine_listing(
     for traveller in columns.to_pylist():
         rows.append(
             {
-                "reasons": ", ".join(traveller["reasons"] or []),
+                "reasons": list(traveller["reasons"] or []),
                 "item": "traveller",
                 "travellers": 1,
                 "flight_key": traveller["flight_key"],
@@ -83,13 +83,13 @@ def quarantine_listing(
 class Tally:
     """Quarantined travellers and messages under one reason or flight, and their reasons."""
 
-    travellers: int = 0
-    messages: int = 0
+    count_travellers: int = 0
+    count_messages: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: dict[str, Any], reasons: list[str]) -> None:
-        self.travellers += row["travellers"]
-        self.messages += row["item"] == "message"
+        self.count_travellers += row["travellers"]
+        self.count_messages += row["item"] == "message"
         self.reasons.update(reasons)
 
 
@@ -100,28 +100,41 @@ class QuarantineSummary:
 
     limit: int = 500
     total: Tally = field(default_factory=Tally)
-    by_reason: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
-    by_flight: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_reason: defaultdict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_flight: defaultdict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     items: list[dict[str, Any]] = field(default_factory=list)
-    item_count: int = 0
+    count_items: int = 0
+    # Quarantined travellers of objects another run settled meanwhile: that run lists them.
+    count_settled_elsewhere: int = 0
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        """Add a batch's :func:`quarantine_listing`."""
+    def add(
+        self, rows: list[dict[str, Any]], settled_elsewhere: frozenset[str] = frozenset()
+    ) -> None:
+        """Add a batch's :func:`quarantine_listing`, but for the objects in
+        ``settled_elsewhere``, whose quarantine files the run that settled them wrote."""
+        kept = []
         for row in rows:
-            reasons = row["reasons"].split(", ")
-            self.total.add(row, reasons)
-            for reason in reasons:
+            if row["object_key"] in settled_elsewhere:
+                self.count_settled_elsewhere += row["travellers"]
+                continue
+            kept.append(row)
+            self.total.add(row, row["reasons"])
+            for reason in row["reasons"]:
                 self.by_reason[reason].add(row, [reason])
-            self.by_flight[row["flight_key"] or UNREADABLE_FLIGHT].add(row, reasons)
-        self.items.extend(rows[: self.limit - len(self.items)])
-        self.item_count += len(rows)
+            self.by_flight[row["flight_key"] or UNREADABLE_FLIGHT].add(row, row["reasons"])
+        self.items.extend(kept[: self.limit - len(self.items)])
+        self.count_items += len(kept)
 
-    def counts_by_reason(self) -> dict[str, dict[str, int]]:
-        """Travellers and messages per reason, and under ``all`` each item once."""
-        tallies = {"all": self.total, **dict(sorted(self.by_reason.items()))}
+    def as_dict(self) -> dict[str, Any]:
+        """For the run report: totals, and travellers and messages per reason."""
+
+        def counts(tally: Tally) -> dict[str, int]:
+            return {"travellers": tally.count_travellers, "messages": tally.count_messages}
+
         return {
-            reason: {"travellers": tally.travellers, "messages": tally.messages}
-            for reason, tally in tallies.items()
+            "total": counts(self.total),
+            "settled_by_other_runs": {"travellers": self.count_settled_elsewhere},
+            "by_reason": {reason: counts(t) for reason, t in sorted(self.by_reason.items())},
         }
 
 

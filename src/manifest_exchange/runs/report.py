@@ -72,10 +72,16 @@ class QualitySummary:
         }
 
 
-def presigned_url(context: RunContext, key: str, expires_s: int = 7 * 86400) -> str:
+# How long a link handed out in the UI stays valid (SigV4 allows at most 7 days).
+LINK_VALID_DAYS = 7
+
+
+def presigned_url(context: RunContext, key: str) -> str:
     """A time-limited URL of a state-bucket object that holds no personal data."""
     url: str = context.client.generate_presigned_url(
-        "get_object", Params={"Bucket": context.state.bucket, "Key": key}, ExpiresIn=expires_s
+        "get_object",
+        Params={"Bucket": context.state.bucket, "Key": key},
+        ExpiresIn=LINK_VALID_DAYS * 86400,
     )
     return url
 
@@ -115,8 +121,10 @@ class RunTotals:
         *,
         quarantine: dict[str, int],
         drop: tuple[str, int] | None,
+        settled_elsewhere: frozenset[str] = frozenset(),
     ) -> None:
-        """Add one published batch and its ``transform.exchange_accounting`` rows.
+        """Add one published batch and its ``transform.exchange_accounting`` rows;
+        ``settled_elsewhere`` are its objects another run settled meanwhile.
 
         Raises :class:`AccountingError` if the batch does not add up.
         """
@@ -139,7 +147,9 @@ class RunTotals:
             self.quarantine[name] += count
         if drop is not None:
             self.drops.append(drop)
-        self.quarantine_summary.add(quarantine_listing(outcomes, messages, message_issues))
+        self.quarantine_summary.add(
+            quarantine_listing(outcomes, messages, message_issues), settled_elsewhere
+        )
 
     @property
     def drop_rows(self) -> int:
@@ -186,7 +196,7 @@ def build_report(
         "duplicates": outcomes["duplicate"],
         "quarantined_rows": outcomes["quarantined"],
         "quarantined_messages": totals.quarantine["messages"],
-        "quarantine_by_reason": totals.quarantine_summary.counts_by_reason(),
+        "quarantine": totals.quarantine_summary.as_dict(),
         "validation": totals.quality.as_dict(),
         "per_flight": {k: dict(v) for k, v in sorted(totals.per_flight.items())},
         "per_source_format": {k: dict(v) for k, v in sorted(totals.per_source_format.items())},
@@ -222,7 +232,9 @@ def write_quarantine_items(context: RunContext, summary: QuarantineSummary) -> s
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(summary.items[0]))
     writer.writeheader()
-    writer.writerows(summary.items)
+    writer.writerows(
+        {name: _inert_cell(value) for name, value in item.items()} for item in summary.items
+    )
     key = context.run_folder().key("quarantine-items.csv")
     put_bytes(
         context.client,
@@ -234,6 +246,16 @@ def write_quarantine_items(context: RunContext, summary: QuarantineSummary) -> s
     return key
 
 
+def _inert_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: object keys come from senders, and a cell that
+    starts with ``=``, ``+``, ``-`` or ``@`` would otherwise run as a formula."""
+    if isinstance(value, list):
+        value = ", ".join(value)
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
+        return "'" + value
+    return value
+
+
 def complete_report(
     context: RunContext, totals: RunTotals, **fields: Any
 ) -> tuple[dict[str, Any], str | None]:
@@ -241,5 +263,8 @@ def complete_report(
     time-limited link to the items (None when the run held nothing back)."""
     report = build_report(context, totals=totals, **fields)
     items_key = write_quarantine_items(context, totals.quarantine_summary)
+    report["quarantine_items_uri"] = (
+        f"s3://{context.state.bucket}/{items_key}" if items_key else None
+    )
     report["report_uri"] = write_report(context, report)
     return report, presigned_url(context, items_key) if items_key else None

@@ -45,6 +45,8 @@ class BatchDecision:
     accounting: pa.Table
     quarantine: Quarantine
     ledger_outcomes: list[dict[str, Any]]
+    # Objects another run settled meanwhile: their quarantine rows are that run's.
+    settled_elsewhere: frozenset[str] = frozenset()
 
 
 def recover_staged_batches(context: RunContext) -> list[str]:
@@ -81,7 +83,9 @@ def decide_batch(
         for entry in object_outcomes(claims, batch.parsed, outcomes, batch.messages)
         if entry["source_key"] not in settled_elsewhere
     ]
-    return BatchDecision(outcomes, accounting, quarantine, ledger_outcomes)
+    return BatchDecision(
+        outcomes, accounting, quarantine, ledger_outcomes, frozenset(settled_elsewhere)
+    )
 
 
 def settle_batch(

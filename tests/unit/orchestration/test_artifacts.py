@@ -58,6 +58,7 @@ def _report(**overrides: Any) -> dict[str, Any]:
         },
         "timings_s": {"parse": 0.5},
         "report_uri": "s3://exchange-state/tw-jp/runs/run-1/report.json",
+        "quarantine_uri": "s3://exchange-state/tw-jp/quarantine/run-1",
     }
     return {**report, **overrides}
 
@@ -125,10 +126,10 @@ def test_quarantine_listing_has_reasons_first_ids_and_travellers_it_stands_for()
 
     assert [next(iter(row)) for row in rows] == ["reasons"] * 4
     assert [(row["item"], row["reasons"], row["travellers"]) for row in rows] == [
-        ("message", "message_truncated", 45),  # unreadable: its NAD count
-        ("message", "unt_segment_count", 0),  # readable: its traveller has a row of its own
-        ("traveller", "sex_code, document_expired", 1),
-        ("traveller", "unt_segment_count", 1),
+        ("message", ["message_truncated"], 45),  # unreadable: its NAD count
+        ("message", ["unt_segment_count"], 0),  # readable: its traveller has a row of its own
+        ("traveller", ["sex_code", "document_expired"], 1),
+        ("traveller", ["unt_segment_count"], 1),
     ]
     assert rows[0]["flight_key"] is None
     assert rows[0]["object_key"] == "day/CI/b.edi"
@@ -141,14 +142,49 @@ def test_quarantine_summary_counts_by_reason_and_flight_and_keeps_the_first_item
     summary.add(rows)
     summary.add(rows)
 
-    assert (summary.total.travellers, summary.total.messages) == (94, 4)
-    assert summary.item_count == 8
+    assert (summary.total.count_travellers, summary.total.count_messages) == (94, 4)
+    assert summary.count_items == 8
     assert summary.items == rows[:3]
     unt = summary.by_reason["unt_segment_count"]
-    assert (unt.travellers, unt.messages) == (2, 2)
-    assert summary.by_reason["message_truncated"].travellers == 90
+    assert (unt.count_travellers, unt.count_messages) == (2, 2)
+    assert summary.by_reason["message_truncated"].count_travellers == 90
     assert summary.by_flight["F2"].reasons == {"unt_segment_count": 4}
-    assert summary.by_flight[UNREADABLE_FLIGHT].travellers == 90
+    assert summary.by_flight[UNREADABLE_FLIGHT].count_travellers == 90
+    assert summary.as_dict()["total"] == {"travellers": 94, "messages": 4}
+
+
+def test_objects_another_run_settled_are_left_to_that_runs_quarantine() -> None:
+    summary = QuarantineSummary()
+    summary.add(quarantine_listing(*_quarantined_batch()), frozenset({"day/CI/b.edi"}))
+
+    # The unreadable message of b.edi (45 travellers) is the other run's.
+    assert (summary.total.count_travellers, summary.total.count_messages) == (2, 1)
+    assert summary.count_settled_elsewhere == 45
+    assert "message_truncated" not in summary.by_reason
+    markdown = artifacts.quarantine_markdown(
+        _report(quarantined_rows=47), summary, QualitySummary(), None, None
+    )
+    assert "it lists their 45 quarantined travellers" in markdown
+
+
+def test_values_from_senders_stay_text_in_markdown() -> None:
+    outcomes, messages, issues = _quarantined_batch()
+    hostile = "[x](https://elsewhere.example)|"
+    outcomes = outcomes.set_column(1, "flight_key", pa.array([hostile] * 3))
+    summary = QuarantineSummary()
+    summary.add(quarantine_listing(outcomes, messages, issues))
+
+    markdown = artifacts.quarantine_markdown(_report(), summary, QualitySummary(), None, None)
+    report = run_report_markdown(
+        _report(
+            per_flight={
+                hostile: {o: 1 for o in ("published", "out_of_scope", "duplicate", "quarantined")}
+            }
+        )
+    )
+    for text in (markdown, report):
+        assert "](https://elsewhere" not in text
+        assert "\\[x\\]\\(https://elsewhere.example\\)\\|" in text
 
 
 def test_quarantine_items_are_shortened_for_the_table() -> None:

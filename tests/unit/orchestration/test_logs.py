@@ -38,3 +38,11 @@ def test_lines_are_named_by_the_task_or_flow_they_come_from(prefect_api: str) ->
         "INFO manifest_exchange: z",
         "INFO publish-drop: w",
     ]
+
+
+def test_prefect_info_lines_keep_their_first_line_only() -> None:
+    formatter = StageFormatter()
+    advice = _record("prefect", "Starting temporary server on x\nSee https://...")
+    assert formatter.format(advice) == "INFO prefect: Starting temporary server on x"
+    failed = logging.LogRecord("prefect", logging.ERROR, __file__, 1, "Crashed\nTrace", None, None)
+    assert formatter.format(failed) == "ERROR prefect: Crashed\nTrace"

@@ -40,7 +40,7 @@ def test_dask_runner_uses_a_loopback_local_cluster_or_the_given_scheduler() -> N
     assert remote.address == "tcp://10.0.0.5:8786"
 
 
-def test_dask_runners_send_the_flows_prefect_api_with_every_task() -> None:
+def test_every_dask_runner_is_the_one_that_reports_home() -> None:
     """Also the copies Prefect makes of a runner (``duplicate``)."""
     runners = [batch_task_runner("dask"), batch_task_runner("dask", "tcp://10.0.0.5:8786")]
 

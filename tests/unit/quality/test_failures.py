@@ -146,7 +146,7 @@ def test_a_macro_that_drifts_from_gx_fails_the_batch(monkeypatch: pytest.MonkeyP
 def test_an_expectation_the_derivation_cannot_follow_is_refused(
     tmp_path: Path, expectation: dict[str, Any], message: str
 ) -> None:
-    expectation["meta"] = {"check": "a_check", "severity": "error"}
+    expectation["meta"] = {"check": "a_check", "severity": "error", "description": "a is fine"}
     suite = {"name": "odd", "meta": {"row_id": "id"}, "expectations": [expectation]}
     (tmp_path / "odd.json").write_text(json.dumps(suite))
     with pytest.raises(SuiteError, match=message):
@@ -157,9 +157,22 @@ def test_check_names_are_unique_in_a_suite(tmp_path: Path) -> None:
     check = {
         "type": "expect_column_values_to_not_be_null",
         "kwargs": {"column": "a"},
-        "meta": {"check": "a_present", "severity": "error"},
+        "meta": {"check": "a_present", "severity": "error", "description": "a is present"},
     }
     suite = {"name": "twice", "meta": {"row_id": "id"}, "expectations": [check, check]}
     (tmp_path / "twice.json").write_text(json.dumps(suite))
     with pytest.raises(SuiteError, match="a_present"):
         load_suite("twice", tmp_path)
+
+
+def test_every_check_says_what_it_checks(tmp_path: Path) -> None:
+    """The run's data-quality artifact shows each check's description beside its count."""
+    check = {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "a"},
+        "meta": {"check": "a_present", "severity": "error"},
+    }
+    suite = {"name": "terse", "meta": {"row_id": "id"}, "expectations": [check]}
+    (tmp_path / "terse.json").write_text(json.dumps(suite))
+    with pytest.raises(SuiteError, match=r"meta\.description"):
+        load_suite("terse", tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from manifest_exchange.quality.validator import SuiteResult
-from manifest_exchange.runs.report import QualitySummary
+from manifest_exchange.runs.report import QualitySummary, _inert_cell
 from manifest_exchange.transform.schemas import ISSUES_SCHEMA
 
 
@@ -51,3 +51,11 @@ def test_quality_summary_adds_batches_up() -> None:
         "failed": 3,
     }
     assert summary.checks["paxlst_travellers"]["doc_expired"]["failed"] == 4
+
+
+def test_csv_cells_from_senders_never_run_as_spreadsheet_formulas() -> None:
+    assert _inert_cell('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert _inert_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert _inert_cell(["sex_code", "document_expired"]) == "sex_code, document_expired"
+    assert _inert_cell("paxlst/2026-12-01/CI/a.edi") == "paxlst/2026-12-01/CI/a.edi"
+    assert _inert_cell(45) == 45
