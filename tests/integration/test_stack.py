@@ -275,28 +275,18 @@ def test_the_store_checks_sha256_on_upload(embedded_stack: EmbeddedStack) -> Non
     assert head["ChecksumSHA256"] == sha256_b64(b"payload")
 
 
-def test_many_uploads_at_once_keep_each_objects_content_type(
+def test_many_uploads_at_once_keep_their_content_and_type(
     embedded_stack: EmbeddedStack,
 ) -> None:
     pipeline = embedded_stack.client("pipeline")
-    items = [(f"put-many/{name}", name.encode()) for name in ("index.html", "site.css", "raw.bin")]
-    types = {".html": "text/html", ".css": "text/css"}
+    items = [(f"put-many/sheet-{n}.json", f'{{"n": {n}}}'.encode()) for n in range(40)]
 
-    put_many(
-        pipeline,
-        STATE_BUCKET,
-        items,
-        content_type=lambda key: types.get(key[key.rindex(".") :], "application/octet-stream"),
-    )
+    put_many(pipeline, STATE_BUCKET, items, content_type="application/json")
 
-    stored = {
-        key: pipeline.head_object(Bucket=STATE_BUCKET, Key=key)["ContentType"] for key, _ in items
-    }
-    assert stored == {
-        "put-many/index.html": "text/html",
-        "put-many/site.css": "text/css",
-        "put-many/raw.bin": "application/octet-stream",
-    }
+    for key, data in items:
+        stored = pipeline.get_object(Bucket=STATE_BUCKET, Key=key)
+        assert stored["ContentType"] == "application/json"
+        assert stored["Body"].read() == data
 
 
 def test_up_is_idempotent_and_down_stops_by_pid(tmp_path_factory: pytest.TempPathFactory) -> None:
