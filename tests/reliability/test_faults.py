@@ -123,7 +123,10 @@ def test_throttling_and_lost_answers_lose_and_duplicate_nothing(
     finally:
         proxy.stop()
 
-    assert proxy.counts["refused"] > 50
+    # The run makes some 130 requests of the store (fewer since Data Docs went, decision 0023):
+    # a quarter refused is the campaign this test means.
+    assert proxy.counts["refused"] > 25
+    assert proxy.counts["refused"] >= 0.2 * sum(proxy.counts.values())
     assert proxy.counts["answer_lost"] > 3
     fault = f"503 SlowDown 25 % + lost answers 5 % ({dict(proxy.counts)})"
     _assert_exactly_once(exchange, corpus, fault, len(failures))
@@ -268,6 +271,22 @@ STORM_KILLS = 15
 STORM_SECONDS = 240.0
 
 
+def _wait_for_more_objects(
+    exchange: Exchange,
+    folder: S3Location,
+    known: int,
+    run: subprocess.Popen[bytes],
+    *,
+    timeout_s: float,
+) -> None:
+    """Until ``folder`` holds more than ``known`` objects, the run ends, or time is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and run.poll() is None:
+        if sum(1 for _ in iter_objects(exchange.pipeline, folder)) > known:
+            return
+        time.sleep(0.1)
+
+
 def test_a_kill_storm_with_new_work_for_every_killed_run(
     quick_takeover: Exchange, prefect_api: str
 ) -> None:
@@ -305,8 +324,10 @@ def test_a_kill_storm_with_new_work_for_every_killed_run(
         run = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        # A run spends its first seconds importing and starting; work follows for a few more.
-        time.sleep(chance.uniform(3.0, 9.0))
+        # A run spends its first seconds importing and starting, and its work takes a couple
+        # more: kill it at a random moment once it has claimed, however fast the code is.
+        _wait_for_more_objects(exchange, claims, claim_records, run, timeout_s=60.0)
+        time.sleep(chance.uniform(0.0, 2.0))
         run.kill()
         run.wait(timeout=60)
         # Mid-work: the killed run had claimed objects and left some without an outcome.
