@@ -97,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_without_routine_prefect_lines)
-    # GX and the HTTP client narrate every step at INFO; keep their warnings only.
-    for noisy in ("great_expectations", "httpx"):
+    # GX and the HTTP clients narrate every step at INFO; keep their warnings only.
+    for noisy in ("great_expectations", "httpx", "botocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -191,6 +192,12 @@ def test_a_run_from_a_plain_shell_prints_no_traceback_error_or_routine_noise(
         assert "dask" in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == len(set(lines)), "a line repeats"
+    # Every line comes from the run's stages or Prefect's server notice, nothing else.
+    stages = (
+        "prefect|exchange_manifests|discover-and-claim|check-batch|decide-outcomes|publish-drop"
+    )
+    others = [line for line in lines if not re.match(rf"(INFO|WARNING) ({stages}): ", line)]
+    assert others == []
     # Dask may say its event loop stalled on a loaded machine: the pipeline holds the GIL at
     # times (decision 0016); any other warning is noise this test should catch.
     warnings = [line for line in lines if line.startswith("WARNING")]
