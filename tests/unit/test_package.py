@@ -9,6 +9,21 @@ import sys
 import pytest
 
 BACKEND = "import manifest_exchange, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+TELEMETRY_SETTINGS = ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "GX_ANALYTICS_ENABLED")
+TELEMETRY = f"import manifest_exchange, os; print(*(os.environ[k] for k in {TELEMETRY_SETTINGS}))"
+
+
+def _printed_by_a_new_process(code: str, unset: tuple[str, ...], set_: dict[str, str]) -> str:
+    """What ``code`` prints in a new interpreter, without ``unset`` and with ``set_``."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    printed = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, **set_},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return printed.stdout.strip()
 
 
 @pytest.mark.parametrize(
@@ -18,22 +33,8 @@ BACKEND = "import manifest_exchange, pyarrow; print(pyarrow.default_memory_pool(
 def test_arrow_uses_the_system_allocator_unless_the_operator_chose_one(
     environment: dict[str, str], backend: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    chosen = subprocess.run(
-        [sys.executable, "-c", BACKEND],
-        env={**env, **environment},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert chosen.stdout.strip() == backend
-
-
-TELEMETRY = (
-    "import manifest_exchange, os; "
-    "print(*(os.environ[k] for k in ("
-    "'PREFECT_SERVER_ANALYTICS_ENABLED', 'DO_NOT_TRACK', 'GX_ANALYTICS_ENABLED')))"
-)
+    chosen = _printed_by_a_new_process(BACKEND, ("ARROW_DEFAULT_MEMORY_POOL",), environment)
+    assert chosen == backend
 
 
 @pytest.mark.parametrize(
@@ -43,13 +44,5 @@ TELEMETRY = (
 def test_importing_the_package_turns_telemetry_off_unless_the_operator_opted_in(
     environment: dict[str, str], settings: str
 ) -> None:
-    names = ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "GX_ANALYTICS_ENABLED")
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    chosen = subprocess.run(
-        [sys.executable, "-c", TELEMETRY],
-        env={**env, **environment},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert chosen.stdout.strip() == settings
+    chosen = _printed_by_a_new_process(TELEMETRY, TELEMETRY_SETTINGS, environment)
+    assert chosen == settings

@@ -294,7 +294,7 @@ def data_quality_markdown(
     ]
     for suite, checks in quality.checks.items():
         failed = sum(detail["failed"] > 0 for detail in checks.values())
-        rows = quality.suites[suite]["rows"]
+        rows = quality.rows[suite]
         parts.append(f"#### `{suite}`: {rows} rows, {len(checks)} checks, {failed} failed")
         ordered = sorted(checks.items(), key=lambda kv: (kv[1]["failed"] == 0, kv[0]))
         # Narrow enough for a laptop screen (the UI does not wrap table cells); what each

@@ -33,16 +33,15 @@ from manifest_exchange.transform.schemas import OUTCOMES
 
 @dataclass
 class QualitySummary:
-    """Per suite: rows checked and unexpected counts per failed check (no row values), and
-    in ``checks`` every check with what it reads and how many rows it checked and failed.
-
-    Results of several batches add up.
+    """Per suite the rows checked, and per check what it reads and how many rows it checked
+    and failed (no row values). Results of several batches add up.
     """
 
-    suites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
     checks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, result: SuiteResult) -> None:
+        self.rows[result.suite] = self.rows.get(result.suite, 0) + result.rows
         details = self.checks.setdefault(result.suite, {})
         for check in result.checks:
             detail = details.setdefault(
@@ -52,23 +51,20 @@ class QualitySummary:
             )
             detail["rows"] += check["element_count"]
             detail["failed"] += check["unexpected_count"]
-        suite = self.suites.setdefault(
-            result.suite, {"rows": 0, "failed": {}, "checks": len(result.checks)}
-        )
-        suite["rows"] += result.rows
-        suite["checks"] = max(suite["checks"], len(result.checks))
-        for check in result.checks:
-            if check["success"]:
-                continue
-            failed = suite["failed"].setdefault(
-                check["check"], {"severity": check["severity"], "rows": 0}
-            )
-            failed["rows"] += check["unexpected_count"]
 
     def as_dict(self) -> dict[str, Any]:
+        """Per suite, as drop manifests and the report carry it: rows, checks, failed checks."""
         return {
-            name: {**suite, "failed": dict(sorted(suite["failed"].items()))}
-            for name, suite in self.suites.items()
+            suite: {
+                "rows": self.rows[suite],
+                "failed": {
+                    check: {"severity": detail["severity"], "rows": detail["failed"]}
+                    for check, detail in sorted(checks.items())
+                    if detail["failed"]
+                },
+                "checks": len(checks),
+            }
+            for suite, checks in self.checks.items()
         }
 
 
