@@ -44,7 +44,14 @@ from manifest_exchange.paxlst.parser import (
     batches,
 )
 from manifest_exchange.paxlst.summary import ParseSummary
-from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.publish.partner import (
+    CURRENT_RECORDS,
+    SequenceError,
+    fetch_drops,
+    last_fetched_sequence,
+    verify_drops,
+    write_current_records,
+)
 from manifest_exchange.runs.batches import DEFAULT_BATCH_MB, RUNNERS
 from manifest_exchange.storage.s3 import (
     BotoDownloader,
@@ -241,12 +248,23 @@ def _argument_parser() -> argparse.ArgumentParser:
     partner_commands = partner.add_subparsers(required=True, dest="partner_command")
     verify = partner_commands.add_parser("verify", help="check every complete drop")
     verify.add_argument("location", help="s3://bucket/prefix the drops are under")
-    verify.add_argument("--schema-version", default="1", help="v1 (default) or v2 drops")
+    verify.add_argument("--schema-version", default="1", help="format version: 1 (default), 2, 3")
     verify.set_defaults(handler=_partner_verify)
     fetch = partner_commands.add_parser("fetch", help="download complete drops")
     fetch.add_argument("location", help="s3://bucket/prefix the drops are under")
     fetch.add_argument("--to", required=True, type=Path, help="local folder")
-    fetch.add_argument("--schema-version", default="1", help="v1 (default) or v2 drops")
+    fetch.add_argument("--schema-version", default="1", help="format version: 1 (default), 2, 3")
+    fetch.add_argument(
+        "--since",
+        type=int,
+        metavar="N",
+        help="only the drops after sequence number N, found along the hash chain",
+    )
+    fetch.add_argument(
+        "--current",
+        action="store_true",
+        help=f"then write every traveller's current record to <to>/v<version>/{CURRENT_RECORDS}",
+    )
     fetch.set_defaults(handler=_partner_fetch)
 
     audit = commands.add_parser(
@@ -472,10 +490,25 @@ def _partner_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _partner_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    fetched = fetch_drops(
-        make_client(settings.s3), S3Location.parse(args.location), args.to, args.schema_version
-    )
-    print(json.dumps({"fetched": fetched, "to": str(args.to)}, indent=2))
+    try:
+        fetched = fetch_drops(
+            make_client(settings.s3),
+            S3Location.parse(args.location),
+            args.to,
+            args.schema_version,
+            since_sequence=args.since,
+        )
+    except SequenceError as error:
+        print(f"error: {error}; nothing fetched", file=sys.stderr)
+        return 1
+    current = write_current_records(args.to, args.schema_version) if args.current else None
+    result = {
+        "fetched": fetched,
+        "last_sequence": last_fetched_sequence(args.to, args.schema_version),
+        "current_records": None if current is None else str(current),
+        "to": str(args.to),
+    }
+    print(json.dumps(result, indent=2))
     return 0
 
 

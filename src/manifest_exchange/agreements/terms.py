@@ -54,7 +54,10 @@ V1_COLUMNS = (
 # Version 2 adds columns at the end and changes nothing of v1 (docs/partner-guide.md, "Versions"):
 # every nationality sent (v1 keeps the first) and the format the record came in.
 V2_COLUMNS = (*V1_COLUMNS, "nationalities", "source_format")
-COLUMNS_BY_VERSION = {"1": V1_COLUMNS, "2": V2_COLUMNS}
+# Version 3 has v2's columns; its drops are laid out for stock readers: the partition columns
+# live in the folder names only and the metadata files start with "_" (decision 0024).
+V3_COLUMNS = V2_COLUMNS
+COLUMNS_BY_VERSION = {"1": V1_COLUMNS, "2": V2_COLUMNS, "3": V3_COLUMNS}
 # Columns an agreement may add, by name; anything else is refused when the file is read.
 OPTIONAL_COLUMNS = ("pnr_locator", "seat", "passenger_ref")
 TRAVELLER_TYPES = ("PASSENGER", "TRANSIT", "CREW")

@@ -1,4 +1,9 @@
-"""A drop in memory: Hive-partitioned zstd Parquet files and the manifest that lists them."""
+"""A drop in memory: Hive-partitioned zstd Parquet files and the manifest that lists them.
+
+Format versions 1 and 2 keep the partition columns inside the files as well and name the
+manifest ``manifest.json``. From version 3 the folder names alone carry them and every
+metadata file starts with ``_``, so stock readers take a drop's folder as it is (decision 0024).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifest_exchange.storage.s3 import (
-    S3Location,
-)
+from manifest_exchange.publish.sequence import ChainLink
+from manifest_exchange.storage.s3 import S3Location
 
 PARTITION_COLUMNS = ("arr_airport", "flight_date")
 
@@ -25,7 +29,38 @@ SUCCESS_MARKER = "_SUCCESS"
 MANIFEST = "manifest.json"
 
 
+# From format version 3, readers skip it as they skip every name starting with "_".
+HIDDEN_MANIFEST = "_manifest.json"
+
+
+# The first format version whose drops readers take with no set-up (decision 0024).
+READER_LAYOUT_VERSION = 3
+
+
 MAX_ROWS_PER_FILE = 500_000
+
+
+@dataclass(frozen=True)
+class DropLayout:
+    """How a format version lays a drop out.
+
+    Attributes:
+        manifest: the manifest's file name in the drop folder.
+        partitions_in_files: whether the partition columns are inside the files too.
+    """
+
+    manifest: str
+    partitions_in_files: bool
+
+
+def drop_layout(schema_version: str) -> DropLayout:
+    if int(schema_version) >= READER_LAYOUT_VERSION:
+        return DropLayout(manifest=HIDDEN_MANIFEST, partitions_in_files=False)
+    return DropLayout(manifest=MANIFEST, partitions_in_files=True)
+
+
+def manifest_name(schema_version: str) -> str:
+    return drop_layout(schema_version).manifest
 
 
 @dataclass(frozen=True)
@@ -72,9 +107,11 @@ def build_drop(
     schema_version: str,
     validation: dict[str, Any],
     published_at: dt.datetime,
+    link: ChainLink,
 ) -> Drop:
     """Write ``records`` as Parquet per (arr_airport, flight_date) and describe them."""
     files: list[DropFile] = []
+    in_files = drop_layout(schema_version).partitions_in_files
     partitions = (
         records.group_by(list(PARTITION_COLUMNS), use_threads=False)
         .aggregate([])
@@ -87,6 +124,8 @@ def build_drop(
             pc.equal(records["flight_date"], partition["flight_date"]),
         )
         rows = records.filter(mask)
+        if not in_files:
+            rows = rows.drop_columns(list(PARTITION_COLUMNS))
         values = {
             "arr_airport": str(partition["arr_airport"]),
             "flight_date": partition["flight_date"].isoformat(),
@@ -111,6 +150,7 @@ def build_drop(
         "schema_version": schema_version,
         "agreement": agreement,
         "published_at": published_at.astimezone(dt.UTC).isoformat(),
+        **link.as_manifest_fields(),
         "row_total": records.num_rows,
         "file_total": len(files),
         "byte_total": sum(len(f.data) for f in files),

@@ -7,9 +7,10 @@ the next run and nothing the ledger counts can be missing:
    manifest, record-index rows) if it has records, and its settlement (the source objects'
    ledger outcomes and the quarantine files); ``manifest.json``, or ``batch.json`` for a
    batch without a drop, is written last and marks the staging complete;
-2. the data files and ``manifest.json`` are written to the partner location;
+2. the data files and the manifest (``manifest.json``, ``_manifest.json`` from format
+   version 3) are written to the partner location;
 3. ``_SUCCESS`` is created last, conditionally (If-None-Match), so a published drop can
-   never be overwritten;
+   never be overwritten; then ``_latest.json`` is moved to the drop (:mod:`.sequence`);
 4. the record index (``<state>/index/records/<drop_id>.parquet``) is updated: the next batch
    is compared with it, so :meth:`DropPublisher.publish` returns only after it;
 5. the quarantine files are written, then the ledger records the source objects' outcomes,
@@ -40,9 +41,11 @@ from manifest_exchange.publish.drops import (
     Drop,
     DropFile,
     drops_root,
+    manifest_name,
     parquet_bytes,
 )
 from manifest_exchange.publish.record_index import RecordIndex
+from manifest_exchange.publish.sequence import ChainLink, advance_latest, next_link, read_latest
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
@@ -125,6 +128,10 @@ class DropPublisher:
         """What the partner already has; read again with :meth:`RecordIndex.current`."""
         return RecordIndex(self.client, self.index_root)
 
+    def next_link(self, drop_id: str, schema_version: str) -> ChainLink:
+        """Where a drop published now sits in its version's sequence. Hold the publish lock."""
+        return next_link(read_latest(self.client, self.partner, schema_version), drop_id)
+
     # -- publish ---------------------------------------------------------------------------------
 
     def publish(
@@ -205,22 +212,29 @@ class DropPublisher:
         manifest: dict[str, Any],
         before_success: Callable[[], None] | None,
     ) -> None:
-        target = self._drop_folder(drop_id, str(manifest["schema_version"]))
-        if exists(self.client, target.bucket, target.key(SUCCESS_MARKER)):
-            return
-        put_many(self.client, target.bucket, [(target.key(f.key), f.data) for f in files])
-        put_bytes(
-            self.client,
-            target.bucket,
-            target.key(MANIFEST),
-            _json(manifest),
-            content_type="application/json",
-        )
-        if before_success is not None:
-            before_success()
-        marker = _json({"drop_id": drop_id, "row_total": manifest["row_total"]})
-        if not create_if_absent(self.client, target.bucket, target.key(SUCCESS_MARKER), marker):
-            log.info("drop %s was already complete", drop_id)
+        version = str(manifest["schema_version"])
+        target = self._drop_folder(drop_id, version)
+        manifest_key = target.key(manifest_name(version))
+        if not exists(self.client, target.bucket, target.key(SUCCESS_MARKER)):
+            put_many(self.client, target.bucket, [(target.key(f.key), f.data) for f in files])
+            put_bytes(
+                self.client,
+                target.bucket,
+                manifest_key,
+                _json(manifest),
+                content_type="application/json",
+            )
+            if before_success is not None:
+                before_success()
+            marker = _json({"drop_id": drop_id, "row_total": manifest["row_total"]})
+            if not create_if_absent(self.client, target.bucket, target.key(SUCCESS_MARKER), marker):
+                log.info("drop %s was already complete", drop_id)
+        if "sequence" in manifest:
+            # The chain holds the manifest as published, read back: a drop completed earlier
+            # keeps the bytes it was completed with.
+            published = get_bytes(self.client, target.bucket, manifest_key)
+            sha256 = hashlib.sha256(published).hexdigest()
+            advance_latest(self.client, self.partner, json.loads(published), sha256)
 
     def _record_index(self, drop_id: str, index: pa.Table) -> None:
         put_bytes(

@@ -119,6 +119,7 @@ def settle_batch(
             schema_version=context.agreement.schema_version,
             validation=validation,
             published_at=published_at,
+            link=context.publisher.next_link(batch_id, context.agreement.schema_version),
         )
     settlement = Settlement(
         batch_id=batch_id,

@@ -41,6 +41,7 @@ __all__ = [
     "delete_many",
     "exists",
     "get_bytes",
+    "get_bytes_if_present",
     "get_many",
     "is_transient_error",
     "iter_objects",
@@ -199,6 +200,16 @@ def json_bytes(body: Mapping[str, object]) -> bytes:
 def get_bytes(client: S3Client, bucket: str, key: str) -> bytes:
     body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
+
+
+def get_bytes_if_present(client: S3Client, bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None where there is no such key."""
+    try:
+        return get_bytes(client, bucket, key)
+    except botocore.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise
 
 
 def read_parquet(data: bytes, *, columns: list[str] | None = None) -> pa.Table:

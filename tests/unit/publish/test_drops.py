@@ -7,8 +7,11 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifest_exchange.publish.drops import build_drop, new_drop_id
+import pytest
+
+from manifest_exchange.publish.drops import Drop, build_drop, new_drop_id
 from manifest_exchange.publish.record_index import _as_index
+from manifest_exchange.publish.sequence import ChainLink
 from manifest_exchange.transform.schemas import RECORD_INDEX_SCHEMA
 
 PUBLISHED_AT = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
@@ -35,16 +38,21 @@ def _index(rows: int) -> pa.Table:
     )
 
 
-def test_drop_is_partitioned_and_described_by_its_manifest() -> None:
-    drop = build_drop(
+def _drop(schema_version: str, link: ChainLink = ChainLink(1, None, None)) -> Drop:
+    return build_drop(
         _records(),
         _index(3),
         drop_id="d1",
         agreement="tw-jp",
-        schema_version="1",
+        schema_version=schema_version,
         validation={},
         published_at=PUBLISHED_AT,
+        link=link,
     )
+
+
+def test_drop_is_partitioned_and_described_by_its_manifest() -> None:
+    drop = _drop("1")
     keys = [f.key for f in drop.files]
     assert keys == [
         "arr_airport=KIX/flight_date=2026-12-01/part-00000.parquet",
@@ -67,6 +75,27 @@ def test_drop_is_partitioned_and_described_by_its_manifest() -> None:
             == "ZSTD"
         )
     assert set(drop.index["drop_id"].to_pylist()) == {"d1"}
+
+
+@pytest.mark.parametrize("schema_version", ["3"])
+def test_from_version_3_the_partition_columns_are_in_the_folder_names_only(
+    schema_version: str,
+) -> None:
+    drop = _drop(schema_version)
+    for file in drop.files:
+        names = pq.read_schema(io.BytesIO(file.data)).names
+        # A reader types them from the path; in the file too they would clash (decision 0024).
+        assert "arr_airport" not in names
+        assert "flight_date" not in names
+        assert names == ["record_id", "flight_key"]
+    assert sum(f.rows for f in drop.files) == 3
+
+
+def test_the_manifest_carries_the_drops_link_in_the_sequence() -> None:
+    link = ChainLink(7, "d0", "ab" * 32)
+    manifest = _drop("3", link).manifest
+    assert (manifest["sequence"], manifest["previous_drop_id"]) == (7, "d0")
+    assert manifest["previous_manifest_sha256"] == "ab" * 32
 
 
 def test_drop_ids_sort_by_time() -> None:
