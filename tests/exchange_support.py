@@ -152,3 +152,30 @@ def expected_outcomes(corpus: Corpus) -> dict[str, int]:
             else:
                 counts["published"] += 1
     return counts
+
+
+def revise_one_traveller(corpus: Corpus) -> tuple[bytes, bytes]:
+    """A standard-syntax passenger list again as revision 2, one passenger's name changed."""
+    table = airports()
+    for obj in corpus.objects:
+        flight = next(f for f in corpus.flights if f.flight_key == obj.flight_key)
+        in_scope = table[flight.legs[0].dep].country == "TWN" and len(flight.legs) == 1
+        # Release characters would make a plain split on the terminator unsafe.
+        body = obj.data[9:] if obj.data.startswith(b"UNA") else obj.data
+        is_simple = obj.syntax in ("standard", "lines") and b"?" not in body
+        if not is_simple or "745" not in obj.bgm_codes or not in_scope:
+            continue
+        segments = obj.data.decode("utf-8").split("'")
+        for index, segment in enumerate(segments):
+            if not segment.lstrip().startswith("NAD+FL+++"):
+                continue
+            following = segments[index + 1 : index + 12]
+            following = [s.lstrip() for s in following]
+            nationality = next(s for s in following if s.startswith("NAT+2+"))
+            if nationality.endswith("JPN") or not any(s.startswith("DOC+") for s in following):
+                continue
+            segments[index] = segment + ":REVISED"
+            text = "'".join(segments)
+            text = text.replace(":::1'", ":::2'", 1)  # RFF+TN revision 1 -> 2
+            return obj.data, text.encode("utf-8")
+    raise AssertionError("no suitable passenger list in the corpus")

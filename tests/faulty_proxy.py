@@ -38,6 +38,8 @@ class FaultyProxy:
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        # (method, path) of every request, for tests that count what a client read.
+        self.requests: list[tuple[str, str]] = []
         self.enabled = True
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -78,6 +80,8 @@ class FaultyProxy:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length) if length else None
                 fate = proxy._decide()
+                with proxy.lock:
+                    proxy.requests.append((self.command, self.path))
                 if fate == "refused":
                     self._error(503, "SlowDown")
                     return

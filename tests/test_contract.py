@@ -15,6 +15,7 @@ from prefect.flows import load_flow_from_entrypoint
 from manifest_exchange.airport_csv import exports as airport_csv
 from manifest_exchange.paths import EXPECTATIONS_DIR, PROJECT_ROOT, SQL_DIR, SQL_LAYERS
 from manifest_exchange.paxlst.parser import MACROS, RELATIONS
+from manifest_exchange.publish import partner
 from manifest_exchange.quality import failures
 from manifest_exchange.quality.suites import SUITES, load_suite
 from manifest_exchange.transform import exchange as transform
@@ -32,6 +33,7 @@ def test_every_sql_file_is_used_and_exists() -> None:
     csv_relations = {airport_csv.ROWS_RELATION, *airport_csv.RELATIONS}
     used = set(MACROS) | set(RELATIONS) | csv_relations | _sql_named_in(Path(transform.__file__))
     used.add(failures.MACROS)
+    used.add(partner.CURRENT_RECORDS_MACRO)
     assert on_disk == used
 
 

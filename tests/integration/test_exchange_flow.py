@@ -18,13 +18,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from exchange_support import Exchange, expected_outcomes, make_corpus
-from manifest_exchange.local.generate.paxlst import Corpus
+from exchange_support import Exchange, expected_outcomes, make_corpus, revise_one_traveller
 from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
 )
 from manifest_exchange.publish.partner import fetch_drops, verify_drops
-from manifest_exchange.reference.codes import airports
 from manifest_exchange.runs import batches as runs_batches
 from manifest_exchange.storage.locks import PublishLock
 from manifest_exchange.storage.s3 import get_bytes, iter_objects, put_bytes
@@ -132,7 +130,7 @@ def test_a_changed_revision_republishes_that_traveller_only(exchange: Exchange) 
     corpus = make_corpus(flights=6, seed=15)
     exchange.upload(corpus)
     first = exchange.run()
-    original, revised = _revise_one_traveller(corpus)
+    original, revised = revise_one_traveller(corpus)
 
     exchange.upload_bytes("revisions/revised.edi", revised)
     second = exchange.run()
@@ -149,33 +147,6 @@ def test_a_changed_revision_republishes_that_traveller_only(exchange: Exchange) 
     assert newest["given_names"][0].as_py().endswith(" REVISED")
     assert newest["source_object"][0].as_py().endswith("revisions/revised.edi")
     assert original != revised
-
-
-def _revise_one_traveller(corpus: Corpus) -> tuple[bytes, bytes]:
-    """A standard-syntax passenger list again as revision 2, one passenger's name changed."""
-    table = airports()
-    for obj in corpus.objects:
-        flight = next(f for f in corpus.flights if f.flight_key == obj.flight_key)
-        in_scope = table[flight.legs[0].dep].country == "TWN" and len(flight.legs) == 1
-        # Release characters would make a plain split on the terminator unsafe.
-        body = obj.data[9:] if obj.data.startswith(b"UNA") else obj.data
-        is_simple = obj.syntax in ("standard", "lines") and b"?" not in body
-        if not is_simple or "745" not in obj.bgm_codes or not in_scope:
-            continue
-        segments = obj.data.decode("utf-8").split("'")
-        for index, segment in enumerate(segments):
-            if not segment.lstrip().startswith("NAD+FL+++"):
-                continue
-            following = segments[index + 1 : index + 12]
-            following = [s.lstrip() for s in following]
-            nationality = next(s for s in following if s.startswith("NAT+2+"))
-            if nationality.endswith("JPN") or not any(s.startswith("DOC+") for s in following):
-                continue
-            segments[index] = segment + ":REVISED"
-            text = "'".join(segments)
-            text = text.replace(":::1'", ":::2'", 1)  # RFF+TN revision 1 -> 2
-            return obj.data, text.encode("utf-8")
-    raise AssertionError("no suitable passenger list in the corpus")
 
 
 def test_two_runs_at_once_publish_each_traveller_once(exchange: Exchange, prefect_api: str) -> None:

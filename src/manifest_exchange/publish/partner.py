@@ -33,8 +33,10 @@ from manifest_exchange.storage.s3 import (
     iter_objects,
 )
 
-# What `partner fetch --current` writes beside the version's drops in the inbox.
+# What `partner fetch --current` writes beside the version's drops in the inbox, and the macro
+# it runs (the partner guide quotes it).
 CURRENT_RECORDS = "current.parquet"
+CURRENT_RECORDS_MACRO = "macro_current_records"
 
 
 class SequenceError(RuntimeError):
@@ -383,7 +385,7 @@ def write_current_records(inbox: Path, schema_version: str) -> Path:
     if not files:
         raise FileNotFoundError(f"no complete drops under {drops}")
     with duckdb.connect() as database:
-        database.execute(read_sql("macro_current_records"))
+        database.execute(read_sql(CURRENT_RECORDS_MACRO))
         database.read_parquet(files, hive_partitioning=True).create_view("published")
         names = [row[0] for row in database.execute("describe published").fetchall()]
         contract = [c for c in COLUMNS_BY_VERSION.get(schema_version, ()) if c in names]
@@ -391,6 +393,6 @@ def write_current_records(inbox: Path, schema_version: str) -> Path:
         columns = ", ".join(f'"{name}"' for name in ordered)
         current = database.execute(
             f"select {columns} from current_records('published') order by record_id"  # noqa: S608
-        ).fetch_arrow_table()
+        ).to_arrow_table()
     pq.write_table(current, target, compression="zstd")
     return target
