@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from manifest_exchange.local.commands import load_commands
@@ -205,10 +204,9 @@ def test_the_partner_verifies_fetches_and_reads_the_drop(
     tour: Tour,
     first_run: tuple[dict[str, Any], dict[str, Any]],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The README's partner block in an empty folder (``fetch --to ./inbox``); its DuckDB
-    query through the Python package, as the CLI is no dependency of the project."""
+    """The README's partner block in an empty folder (``fetch --to ./inbox --current``), its
+    last line reading the current records with the project's own Python."""
     _, report = first_run
     partner_block = bash_block(*PARTNER_BLOCK)
     verify, fetch = command_lines(partner_block, "manifest-exchange partner ")
@@ -216,13 +214,12 @@ def test_the_partner_verifies_fetches_and_reads_the_drop(
     verified = json.loads(run_bash(verify, partner, cwd=tmp_path))
     assert verified["ok"]
     assert (verified["drops_verified"], verified["rows"]) == (1, report["published"])
-    assert json.loads(run_bash(fetch, partner, cwd=tmp_path))["fetched"] == report["drop_ids"]
-
-    query = re.search(r'duckdb -c "(.*?)"', partner_block, re.S)
-    assert query, "the README's partner block no longer queries with duckdb -c"
-    monkeypatch.chdir(tmp_path)  # the query reads ./inbox, where fetch put the drop
-    newest = duckdb.sql(query[1]).fetchall()
-    assert len(newest) == report["published"]
+    assert verified["sequence"]["last"] == 1
+    fetched = json.loads(run_bash(fetch, partner, cwd=tmp_path))
+    assert fetched["fetched"] == report["drop_ids"]
+    assert fetched["last_sequence"] == 1
+    (read,) = command_lines(partner_block, "python ")
+    assert int(run_bash(read, partner, cwd=tmp_path)) == report["published"]
 
 
 def test_the_replay_command_publishes_a_second_copy(

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from manifest_exchange.cli import format_report, load_exchange_flow, this_command
 from manifest_exchange.config import Settings
 from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
@@ -29,7 +31,7 @@ from manifest_exchange.local.stack import (
     StackError,
 )
 from manifest_exchange.paths import FLOWS_DIR
-from manifest_exchange.publish.partner import fetch_drops, verify_drops
+from manifest_exchange.publish.partner import fetch_drops, verify_drops, write_current_records
 from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
@@ -193,6 +195,9 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     glob = f"{fetched_to}/v1/drops/*/*/*/*.parquet"
     print(f"   select * from read_parquet('{glob}', hive_partitioning = true)")  # noqa: S608
     print(f"   {_example_query(fetched_to)}")
+    current = write_current_records(fetched_to, "1")
+    travellers = pq.read_metadata(current).num_rows
+    print(f"   current records (partner fetch --current): {travellers} in {current}")
     with _environment(stack.environment("pipeline")):
         second = flow(**locations)
     print("6. second run over the same prefix (must publish nothing):")

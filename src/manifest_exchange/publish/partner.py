@@ -202,11 +202,12 @@ def check_sequence(
             first one read need not be number 1.
     """
     result = SequenceCheck()
-    sequenced = [c for c in checks if c.sequence is not None]
-    result.unsequenced = len(checks) - len(sequenced)
     by_number: dict[int, list[DropCheck]] = defaultdict(list)
-    for check in sequenced:
-        by_number[int(check.sequence)].append(check)  # type: ignore[arg-type]
+    for check in checks:
+        if check.sequence is not None:
+            by_number[check.sequence].append(check)
+    sequenced = [c for holders in by_number.values() for c in holders]
+    result.unsequenced = len(checks) - len(sequenced)
     if by_number:
         first_id = min(c.drop_id for c in sequenced)
         late = sorted(c.drop_id for c in checks if c.sequence is None and c.drop_id > first_id)
