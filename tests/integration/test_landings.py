@@ -1,0 +1,110 @@
+"""The filer's change log as a landing source, against the session's real SeaweedFS."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from manifest_exchange.ingest.landings import FilerChangeLog, Landing, LandingFilter
+from manifest_exchange.local.stack import SOURCE_BUCKET, EmbeddedStack
+from manifest_exchange.storage.s3 import S3Location, put_bytes
+
+pytestmark = pytest.mark.integration
+
+
+class Follower:
+    """Follows a prefix in a thread, keeping each new landing with when it was seen."""
+
+    def __init__(self, stack: EmbeddedStack, source: S3Location, since_ns: int) -> None:
+        state = stack.read_state()
+        assert state is not None
+        self.log = FilerChangeLog(f"127.0.0.1:{state.ports.filer}", source)
+        self.seen: list[tuple[Landing, int]] = []
+        self.filter = LandingFilter()
+        self.thread = threading.Thread(target=self._run, args=(since_ns,), daemon=True)
+        self.thread.start()
+
+    def _run(self, since_ns: int) -> None:
+        try:
+            for landing in self.log.follow(since_ns):
+                if landing is not None and self.filter.is_new(landing):
+                    self.seen.append((landing, time.time_ns()))
+        except RuntimeError:
+            pass  # closed by the test
+
+    def wait_for(self, count: int, timeout_s: float = 10) -> list[tuple[Landing, int]]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.seen) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.seen)
+
+    def close(self) -> None:
+        self.log.close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def source() -> S3Location:
+    return S3Location(SOURCE_BUCKET, f"landings-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def follower(embedded_stack: EmbeddedStack, source: S3Location) -> Iterator[Follower]:
+    follower = Follower(embedded_stack, source, time.time_ns())
+    time.sleep(0.5)  # the follower is connected
+    yield follower
+    follower.close()
+
+
+def test_each_object_landed_is_seen_once_within_a_second(
+    embedded_stack: EmbeddedStack, source: S3Location, follower: Follower
+) -> None:
+    loader = embedded_stack.client("loader")
+    sent = {}
+    for n in range(5):
+        key = source.key("2026-12-01", "CI", f"{n}.edi")
+        put_bytes(loader, source.bucket, key, f"UNA:+.? '{n}".encode())
+        sent[key] = time.time_ns()
+    put_bytes(loader, source.bucket, f"{source.prefix}-elsewhere/x.edi", b"not watched")
+    seen = follower.wait_for(5)
+    time.sleep(1)  # a repeat or an object outside the prefix would have arrived by now
+    assert sorted(landing.key for landing, _ in follower.seen) == sorted(sent)
+    for landing, at in seen:
+        assert (at - sent[landing.key]) / 1e9 < 1.0
+
+
+def test_a_multipart_upload_is_one_landing_of_the_completed_object(
+    embedded_stack: EmbeddedStack, source: S3Location, follower: Follower
+) -> None:
+    key = source.key("big.edi")
+    embedded_stack.client("loader").upload_fileobj(
+        io.BytesIO(b"a" * (11 * 1024 * 1024)),
+        source.bucket,
+        key,
+        Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20),
+        ExtraArgs={"ServerSideEncryption": "AES256"},
+    )
+    follower.wait_for(1)
+    time.sleep(1)
+    assert [(x.key, x.size) for x, _ in follower.seen] == [(key, 11 * 1024 * 1024)]
+
+
+def test_a_follower_started_from_a_checkpoint_replays_what_it_missed(
+    embedded_stack: EmbeddedStack, source: S3Location
+) -> None:
+    checkpoint = time.time_ns()
+    loader = embedded_stack.client("loader")
+    keys = [source.key(f"missed-{n}.edi") for n in range(3)]
+    for key in keys:
+        put_bytes(loader, source.bucket, key, key.encode())
+    late = Follower(embedded_stack, source, checkpoint)
+    try:
+        assert sorted(x.key for x, _ in late.wait_for(3)) == sorted(keys)
+    finally:
+        late.close()
