@@ -6,7 +6,7 @@ Commands:
     parse                      PAXLST (or airport CSV) files or s3:// prefixes -> JSON lines
     run                        the exchange flow (Prefect) over new manifests -> a partner drop
     run-partners               the same for every agreement of an origin country, one run
-    partner verify|fetch       the partner's side: check drops, download them
+    partner verify|fetch|ack   the partner's side: check drops, download them, acknowledge them
     ui up|down|status          local Prefect server, worker and deployments (``make ui``)
     audit                      prove the exactly-once invariants over source, ledger and drops
     demo                       the end-to-end demonstration on the embedded stack
@@ -52,6 +52,7 @@ from manifest_exchange.publish.partner import (
     verify_drops,
     write_current_records,
 )
+from manifest_exchange.publish.receipts import acknowledge_drops
 from manifest_exchange.runs.batches import DEFAULT_BATCH_MB, RUNNERS
 from manifest_exchange.storage.s3 import (
     BotoDownloader,
@@ -265,7 +266,32 @@ def _argument_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"then write every traveller's current record to <to>/v<version>/{CURRENT_RECORDS}",
     )
+    fetch.add_argument(
+        "--ack",
+        action="store_true",
+        help="then write a receipt for every fetched drop not yet acknowledged (needs --receipts)",
+    )
+    fetch.add_argument("--receipts", help="s3://bucket/prefix where receipts go, for --ack")
     fetch.set_defaults(handler=_partner_fetch)
+    ack = partner_commands.add_parser(
+        "ack", help="write a receipt for each drop received (never replaces one)"
+    )
+    ack.add_argument("location", help="s3://bucket/prefix the drops are under")
+    ack.add_argument("--receipts", required=True, help="s3://bucket/prefix where receipts go")
+    ack.add_argument("--schema-version", default="1", help="format version: 1 (default), 2, 3")
+    ack.add_argument(
+        "--to",
+        type=Path,
+        help="the folder the drops were fetched into: acknowledge the complete drops there",
+    )
+    ack.add_argument(
+        "--drop",
+        action="append",
+        dest="drop_ids",
+        metavar="DROP_ID",
+        help="only this drop (repeatable); without --to, as published in the store",
+    )
+    ack.set_defaults(handler=_partner_ack)
 
     audit = commands.add_parser(
         "audit", help="every traveller accounted once, every record published once"
@@ -508,8 +534,40 @@ def _partner_fetch(args: argparse.Namespace, settings: Settings) -> int:
         "current_records": None if current is None else str(current),
         "to": str(args.to),
     }
+    if args.ack:
+        return _acknowledge_fetched(args, settings, result)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _acknowledge_fetched(
+    args: argparse.Namespace, settings: Settings, fetched: dict[str, Any]
+) -> int:
+    """``fetch --ack``: the fetch's result with ``partner ack --to <inbox>``'s beside it."""
+    if not args.receipts:
+        raise ValueError("--ack needs --receipts s3://bucket/prefix")
+    acknowledgement = acknowledge_drops(
+        make_client(settings.s3),
+        partner=S3Location.parse(args.location),
+        receipts=S3Location.parse(args.receipts),
+        schema_version=args.schema_version,
+        inbox=args.to,
+    )
+    print(json.dumps({**fetched, "receipts": acknowledgement.as_dict()}, indent=2))
+    return 0 if acknowledgement.is_ok else 1
+
+
+def _partner_ack(args: argparse.Namespace, settings: Settings) -> int:
+    acknowledgement = acknowledge_drops(
+        make_client(settings.s3),
+        partner=S3Location.parse(args.location),
+        receipts=S3Location.parse(args.receipts),
+        schema_version=args.schema_version,
+        inbox=args.to,
+        drop_ids=args.drop_ids,
+    )
+    print(json.dumps(acknowledgement.as_dict(), indent=2))
+    return 0 if acknowledgement.is_ok else 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from manifest_exchange.local.stack import (
     PARTNER_BUCKET,
     PARTNER_BUCKETS,
     PARTNER_LOCK_DAYS,
+    RECEIPTS_BUCKETS,
     SOURCE_BUCKET,
     STATE_BUCKET,
     EmbeddedStack,
@@ -54,7 +55,15 @@ def seeded(embedded_stack: EmbeddedStack) -> EmbeddedStack:
     put_bytes(pipeline, STATE_BUCKET, "ledger/seed.json", b"{}")
     for bucket in PARTNER_BUCKETS:
         put_bytes(pipeline, bucket, "v1/drops/seed/_SUCCESS", b"")
+    for bucket, receipts in RECEIPTS_BUCKETS.items():
+        writer = embedded_stack.client(receipts.writer)
+        put_bytes(writer, bucket, _receipt_seed(bucket), b"{}", if_none_match=True)
     return embedded_stack
+
+
+def _receipt_seed(bucket: str) -> str:
+    # Beside the receipt folders (<prefix>/v<version>/), so no reconciliation lists it.
+    return f"{RECEIPTS_BUCKETS[bucket].prefixes[0]}/stack-seed/seed.json"
 
 
 def test_store_is_on_loopback_with_the_three_buckets(embedded_stack: EmbeddedStack) -> None:
@@ -237,7 +246,7 @@ def test_object_lock_keeps_every_version_of_a_published_object(seeded: EmbeddedS
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_every_write_is_encrypted_at_rest(seeded: EmbeddedStack, bucket: str) -> None:
     key = {SOURCE_BUCKET: "paxlst/seed.edi", STATE_BUCKET: "ledger/seed.json"}.get(
-        bucket, "v1/drops/seed/_SUCCESS"
+        bucket, _receipt_seed(bucket) if bucket in RECEIPTS_BUCKETS else "v1/drops/seed/_SUCCESS"
     )
     head = seeded.client("admin").head_object(Bucket=bucket, Key=key)
     assert head["ServerSideEncryption"] == "AES256"

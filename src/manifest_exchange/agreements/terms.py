@@ -61,6 +61,9 @@ COLUMNS_BY_VERSION = {"1": V1_COLUMNS, "2": V2_COLUMNS, "3": V3_COLUMNS}
 # Columns an agreement may add, by name; anything else is refused when the file is read.
 OPTIONAL_COLUMNS = ("pnr_locator", "seat", "passenger_ref")
 TRAVELLER_TYPES = ("PASSENGER", "TRANSIT", "CREW")
+# The partner's tools acknowledge a drop as they fetch it; an hour leaves room for a poll
+# interval and a retry without letting a lost drop go unnoticed for a day.
+DEFAULT_RECEIPT_DUE_MINUTES = 60.0
 
 
 class AgreementError(ValueError):
@@ -82,6 +85,13 @@ class Agreement:
             ``v<schema_version>/drops/`` there, so two versions can be published side by side.
         hmac_key_id: the id of the document-matching key agreed with this partner (looked up
             in the pipeline's keyring); None uses the pipeline's default key.
+        receipts_location: ``s3://bucket/prefix`` where the partner acknowledges drops
+            (``<prefix>/v<schema_version>/<drop_id>.json``): a bucket only that partner writes.
+            Default: ``s3://<partner bucket>-receipts/<partner prefix>``.
+        receipt_due_minutes: how long after a drop is complete its receipt may take before
+            reconciliation reports the drop as unacknowledged.
+        require_receipt: the retention purge deletes a source manifest only once every drop it
+            went into has a receipt that names the drop's manifest as published.
     """
 
     name: str
@@ -94,6 +104,9 @@ class Agreement:
     extra_columns: tuple[str, ...]
     partner_location: str
     hmac_key_id: str | None = None
+    receipts_location: str = ""
+    receipt_due_minutes: float = DEFAULT_RECEIPT_DUE_MINUTES
+    require_receipt: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -102,7 +115,21 @@ class Agreement:
 
     @property
     def partner_bucket(self) -> str:
-        return self.partner_location.removeprefix("s3://").split("/", 1)[0]
+        return _bucket(self.partner_location)
+
+    @property
+    def receipts_bucket(self) -> str:
+        return _bucket(self.receipts_location)
+
+
+def _bucket(location: str) -> str:
+    return location.removeprefix("s3://").split("/", 1)[0]
+
+
+def default_receipts_location(partner_location: str) -> str:
+    """A bucket of its own beside the partner's (only the partner writes it), same prefix."""
+    bucket, _, prefix = partner_location.removeprefix("s3://").partition("/")
+    return f"s3://{bucket}-receipts/{prefix}".rstrip("/")
 
 
 def load_agreement(name_or_path: str = DEFAULT_AGREEMENT) -> Agreement:
@@ -128,6 +155,12 @@ def load_agreement(name_or_path: str = DEFAULT_AGREEMENT) -> Agreement:
             extra_columns=tuple(str(c) for c in raw.get("extra_columns", [])),
             partner_location=str(raw["partner_location"]),
             hmac_key_id=str(raw["hmac_key_id"]) if raw.get("hmac_key_id") else None,
+            receipts_location=str(
+                raw.get("receipts_location")
+                or default_receipts_location(str(raw["partner_location"]))
+            ),
+            receipt_due_minutes=float(raw.get("receipt_due_minutes", DEFAULT_RECEIPT_DUE_MINUTES)),
+            require_receipt=_boolean(raw.get("require_receipt", False), "require_receipt", path),
         )
     except KeyError as missing:
         raise AgreementError(f"{path}: missing setting {missing}") from None
@@ -152,10 +185,24 @@ def _check(agreement: Agreement, path: Path) -> None:
         problems.append(f"extra_columns {sorted(unknown_columns)} not in {OPTIONAL_COLUMNS}")
     if not agreement.partner_location.startswith("s3://") or not agreement.partner_bucket:
         problems.append("partner_location must be an s3://bucket/prefix URL")
+    if not agreement.receipts_location.startswith("s3://") or not agreement.receipts_bucket:
+        problems.append("receipts_location must be an s3://bucket/prefix URL")
+    elif agreement.receipts_bucket == agreement.partner_bucket:
+        # The pipeline writes the partner bucket; receipts must be the partner's word alone.
+        problems.append("receipts_location must be a bucket of its own, not the partner bucket")
+    if agreement.receipt_due_minutes <= 0:
+        problems.append("receipt_due_minutes must be more than 0")
     if agreement.name != path.stem:
         problems.append(f"name {agreement.name!r} differs from the file name {path.stem!r}")
     if problems:
         raise AgreementError(f"{path}: " + "; ".join(problems))
+
+
+def _boolean(value: object, name: str, path: Path) -> bool:
+    # TOML has booleans; a quoted "false" would otherwise read as true.
+    if not isinstance(value, bool):
+        raise AgreementError(f"{path}: {name} must be true or false")
+    return value
 
 
 def list_agreements(directory: Path = AGREEMENTS_DIR) -> list[Agreement]:

@@ -13,11 +13,13 @@ Layout under ``<home>/stack/`` (``home`` is git-ignored):
 - ``tmp/``: the server's ``/tmp`` (its unix sockets), private to it; see ``_with_private_tmp``
 
 Identities follow least privilege: the ``pipeline`` cannot write the source bucket and the
-``partner`` can only read its own bucket. Every agreement's partner bucket is created too, with
-a read-only identity of its own (``reader-<bucket>``; ``partner`` for ``partner-drops``), so a
-new partner is an agreement file and a bucket, not code. ``loader`` stands for the airlines
-and airports that deliver manifests, ``retention`` is the purge's (the only identity that may
-delete manifests), and ``admin`` is used only here, to create the buckets.
+``partner`` can only read its own bucket and create receipts. Every agreement's partner bucket
+is created too, with a read-only identity of its own (``reader-<bucket>``; ``partner`` for
+``partner-drops``), so a new partner is an agreement file and a bucket, not code. Each
+agreement's receipts bucket (``receipts_location``) is written by that same identity alone, and
+only under the agreements' receipt prefixes; the pipeline reads and lists it. ``loader`` stands
+for the airlines and airports that deliver manifests, ``retention`` is the purge's (the only
+identity that may delete manifests), and ``admin`` is used only here, to create the buckets.
 
 SeaweedFS grants are coarse (``Write`` includes deleting and changing bucket settings), so
 ``stack up`` also puts a bucket policy of denials on every bucket (:func:`bucket_policy`) and
@@ -46,9 +48,9 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from manifest_exchange.agreements.terms import list_agreements
+from manifest_exchange.agreements.terms import AgreementError, list_agreements
 from manifest_exchange.config import HmacKey, S3Settings
-from manifest_exchange.storage.s3 import S3Client, make_client
+from manifest_exchange.storage.s3 import S3Client, S3Location, make_client
 
 SOURCE_BUCKET = "airport-manifests"
 STATE_BUCKET = "exchange-state"
@@ -64,7 +66,6 @@ def _partner_buckets() -> tuple[str, ...]:
 
 
 PARTNER_BUCKETS = _partner_buckets()
-BUCKETS = (SOURCE_BUCKET, STATE_BUCKET, *PARTNER_BUCKETS)
 
 
 def reader_identity(bucket: str) -> str:
@@ -72,8 +73,63 @@ def reader_identity(bucket: str) -> str:
     return "partner" if bucket == PARTNER_BUCKET else f"reader-{bucket}"
 
 
+@dataclass(frozen=True)
+class ReceiptsBucket:
+    """A bucket where one partner acknowledges drops.
+
+    Attributes:
+        writer: that partner's identity, the only one that may create receipts here.
+        prefixes: the agreements' receipt locations in it; the writer creates under these only.
+    """
+
+    name: str
+    writer: str
+    prefixes: tuple[str, ...]
+
+
+def _receipts_buckets() -> dict[str, ReceiptsBucket]:
+    """Every agreement's receipts bucket, written by the identity that reads its drops."""
+    writers: dict[str, str] = {}
+    prefixes: dict[str, list[str]] = {}
+    for agreement in list_agreements():
+        bucket = agreement.receipts_bucket
+        writer = reader_identity(agreement.partner_bucket)
+        if bucket in (SOURCE_BUCKET, STATE_BUCKET, *PARTNER_BUCKETS):
+            raise AgreementError(f"{agreement.name}: receipts bucket {bucket} is in use")
+        # Two partners writing one bucket could acknowledge each other's drops.
+        if writers.setdefault(bucket, writer) != writer:
+            raise AgreementError(f"{agreement.name}: receipts bucket {bucket} has another writer")
+        prefix = S3Location.parse(agreement.receipts_location).prefix
+        prefixes.setdefault(bucket, [])
+        if prefix not in prefixes[bucket]:
+            prefixes[bucket].append(prefix)
+    return {
+        bucket: ReceiptsBucket(bucket, writer, tuple(prefixes[bucket]))
+        for bucket, writer in writers.items()
+    }
+
+
+RECEIPTS_BUCKETS = _receipts_buckets()
+BUCKETS = (SOURCE_BUCKET, STATE_BUCKET, *PARTNER_BUCKETS, *RECEIPTS_BUCKETS)
+
+
 def _grants(bucket: str, *actions: str) -> list[str]:
     return [f"{action}:{bucket}" for action in actions]
+
+
+def _receipt_grants(identity: str) -> list[str]:
+    """Read and list on the identity's receipts buckets; create only under their prefixes
+    (SeaweedFS matches ``Write:<bucket>/<prefix>/*`` against each object's key)."""
+    grants = []
+    for receipts in RECEIPTS_BUCKETS.values():
+        if receipts.writer != identity:
+            continue
+        grants += _grants(receipts.name, "Read", "List")
+        grants += [
+            f"Write:{receipts.name}/{prefix}/*" if prefix else f"Write:{receipts.name}/*"
+            for prefix in receipts.prefixes
+        ]
+    return grants
 
 
 IDENTITY_ACTIONS: dict[str, list[str]] = {
@@ -87,8 +143,16 @@ IDENTITY_ACTIONS: dict[str, list[str]] = {
             for bucket in PARTNER_BUCKETS
             for grant in _grants(bucket, "Read", "Write", "List")
         ),
+        # Reconciliation and the purge read receipts; only the partner writes them.
+        *(grant for bucket in RECEIPTS_BUCKETS for grant in _grants(bucket, "Read", "List")),
     ],
-    **{reader_identity(bucket): _grants(bucket, "Read", "List") for bucket in PARTNER_BUCKETS},
+    **{
+        reader_identity(bucket): [
+            *_grants(bucket, "Read", "List"),
+            *_receipt_grants(reader_identity(bucket)),
+        ]
+        for bucket in PARTNER_BUCKETS
+    },
     # The retention purge deletes processed manifests and old quarantine; nothing else may.
     "retention": [
         *_grants(SOURCE_BUCKET, "Read", "Write", "List"),
@@ -144,7 +208,9 @@ def bucket_policy(bucket: str) -> str:
       object lock or CORS;
     - the source: the loader may not delete what it delivered and retention may not write;
     - a partner bucket: nobody, the pipeline and admin included, deletes a published object
-      (this statement carries over to AWS as is; the others name this store's identities).
+      (this statement carries over to AWS as is; the others name this store's identities);
+    - a receipts bucket: nobody deletes a receipt, and nobody but its partner writes one,
+      admin included (the grants already keep every other identity out).
     """
     others = [name for name in IDENTITY_ACTIONS if name != "admin"]
     statements = [
@@ -163,13 +229,25 @@ def bucket_policy(bucket: str) -> str:
         ]
     if bucket in PARTNER_BUCKETS:
         statements.append(_deny("PublishedDropsAreNeverDeleted", "*", DELETE_ACTIONS, objects))
+    if bucket in RECEIPTS_BUCKETS:
+        writer = RECEIPTS_BUCKETS[bucket].writer
+        statements += [
+            _deny("ReceiptsAreNeverDeleted", "*", DELETE_ACTIONS, objects),
+            _deny(
+                "OnlyThePartnerWritesReceipts",
+                _principals(*(name for name in IDENTITY_ACTIONS if name != writer)),
+                PUT_ACTIONS,
+                objects,
+            ),
+        ]
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 # Object lock on the partner bucket (versioning on, COMPLIANCE retention by default): every
 # version of a published object is kept for this many days whoever asks, so an overwrite or a
 # delete that slips past the policy leaves the original readable. The partner owns its real
-# bucket and chooses its own period; this is the embedded stand-in's.
+# bucket and chooses its own period; this is the embedded stand-in's. Receipts buckets get the
+# same: the store cannot refuse a plain PUT over a receipt, so its first version is kept.
 PARTNER_LOCK_DAYS = 30
 
 
@@ -517,8 +595,8 @@ class EmbeddedStack:
 
 
 def _configure_bucket(admin: S3Client, bucket: str) -> None:
-    """Encryption by default, the bucket policy and, on a partner bucket, object lock
-    (idempotent, so a store created before a setting existed gets it at its next start)."""
+    """Encryption by default, the bucket policy and, on a partner or receipts bucket, object
+    lock (idempotent, so a store created before a setting existed gets it at its next start)."""
     # Encrypted at rest whoever writes: a PUT without the SSE header (an airline's loader)
     # is stored encrypted too.
     admin.put_bucket_encryption(
@@ -528,7 +606,7 @@ def _configure_bucket(admin: S3Client, bucket: str) -> None:
         },
     )
     admin.put_bucket_policy(Bucket=bucket, Policy=bucket_policy(bucket))
-    if bucket not in PARTNER_BUCKETS:
+    if bucket not in PARTNER_BUCKETS and bucket not in RECEIPTS_BUCKETS:
         return
     admin.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     admin.put_object_lock_configuration(

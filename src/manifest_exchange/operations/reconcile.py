@@ -10,9 +10,12 @@ Finds what the every-minute runs could have missed or left half done:
 - **orphans**: a partner folder without ``_SUCCESS`` older than ``grace`` (a publish that never
   finished and was not recovered), and drops staged in the state bucket awaiting recovery;
 - **ledger/drop mismatches**: the ledger says an object went into a drop the partner does not
-  have, or a drop's row count differs from the travellers the ledger says were published in it.
+  have, or a drop's row count differs from the travellers the ledger says were published in it;
+- **receipts** (when the agreement's receipts location is given): a drop of the window still
+  unacknowledged once its receipt is due, a receipt naming other manifest bytes than were
+  published, a receipt written over, one that is not a receipt, or one naming no drop.
 
-The report names object keys, drop ids and counts only.
+The report names object keys, drop ids, hashes and counts only.
 """
 
 from __future__ import annotations
@@ -22,10 +25,17 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from manifest_exchange.agreements.terms import DEFAULT_RECEIPT_DUE_MINUTES
 from manifest_exchange.publish.drops import SUCCESS_MARKER
-from manifest_exchange.publish.partner import list_drops, verify_drops
+from manifest_exchange.publish.partner import DropCheck, list_drops, verify_drops
+from manifest_exchange.publish.receipts import (
+    PublishedDrop,
+    ReceiptCheck,
+    match_receipts,
+    read_receipts,
+)
 from manifest_exchange.storage.ledger import Ledger
-from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects
+from manifest_exchange.storage.s3 import ObjectInfo, S3Client, S3Location, iter_objects
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Reconciliation:
     staged_drops: list[str] = field(default_factory=list)
     ledger_drop_missing: dict[str, list[str]] = field(default_factory=dict)
     row_mismatches: dict[str, dict[str, int]] = field(default_factory=dict)
+    receipts: ReceiptCheck | None = None
 
     @property
     def problem_count(self) -> int:
@@ -58,6 +69,7 @@ class Reconciliation:
             + len(self.staged_drops)
             + len(self.ledger_drop_missing)
             + len(self.row_mismatches)
+            + (self.receipts.problem_count if self.receipts is not None else 0)
         )
 
     @property
@@ -65,7 +77,12 @@ class Reconciliation:
         return self.problem_count == 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "consistent": self.is_consistent, "problems": self.problem_count}
+        return {
+            **asdict(self),
+            "receipts": self.receipts.as_dict() if self.receipts is not None else None,
+            "consistent": self.is_consistent,
+            "problems": self.problem_count,
+        }
 
 
 def _drop_id_floor(moment: dt.datetime) -> str:
@@ -83,6 +100,8 @@ def reconcile(
     lookback: dt.timedelta = dt.timedelta(days=2),
     now: dt.datetime | None = None,
     schema_version: str = "1",
+    receipts: S3Location | None = None,
+    receipt_due: dt.timedelta = dt.timedelta(minutes=DEFAULT_RECEIPT_DUE_MINUTES),
 ) -> Reconciliation:
     """Check the ledger against ``source`` and ``partner``.
 
@@ -94,6 +113,8 @@ def reconcile(
             matched against the ledger; older ones were checked by earlier reconciliations.
         now: the reference time (tests pin it).
         schema_version: the agreement's version, whose drops (``v<version>/drops/``) are checked.
+        receipts: the agreement's receipts location (read and list); None checks no receipts.
+        receipt_due: how long after its ``_SUCCESS`` a drop of the window may go without one.
     """
     now = now or dt.datetime.now(dt.UTC)
     window_start = now - lookback
@@ -134,6 +155,17 @@ def reconcile(
         bucket = result.orphan_drops if now - newest > grace else result.pending_drops
         bucket.append(drop_id)
     result.staged_drops = _stale_staged_drops(client, state, now - grace)
+    if receipts is not None:
+        result.receipts = _check_receipts(
+            client,
+            receipts,
+            schema_version,
+            verified.drops,
+            drops,
+            since=_drop_id_floor(window_start),
+            now=now,
+            due=receipt_due,
+        )
 
     # The ledger's view of each recent drop against the drop itself.
     recent = [o.body for o in outcomes.values() if o.recorded_at >= window_start]
@@ -154,6 +186,35 @@ def reconcile(
                 "drop_rows": rows,
             }
     return result
+
+
+def _check_receipts(
+    client: S3Client,
+    receipts: S3Location,
+    schema_version: str,
+    verified: list[DropCheck],
+    drops: dict[str, dict[str, ObjectInfo]],
+    *,
+    since: str,
+    now: dt.datetime,
+    due: dt.timedelta,
+) -> ReceiptCheck:
+    """The window's complete drops against their receipts."""
+    # Verification has read each manifest's sha256; a drop is due from its _SUCCESS (one
+    # completed after the listing is too new to be due).
+    window_drops = [
+        PublishedDrop(check.drop_id, check.manifest_sha256, success.last_modified)
+        for check in verified
+        if check.manifest_sha256 is not None
+        and (success := drops.get(check.drop_id, {}).get(SUCCESS_MARKER)) is not None
+    ]
+    return match_receipts(
+        window_drops,
+        read_receipts(client, receipts, schema_version, since=since),
+        now=now,
+        due=due,
+        complete_drop_ids=[d for d, objects in drops.items() if SUCCESS_MARKER in objects],
+    )
 
 
 def _stale_staged_drops(client: S3Client, state: S3Location, before: dt.datetime) -> list[str]:

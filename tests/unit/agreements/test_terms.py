@@ -41,6 +41,10 @@ def test_a_second_partner_is_a_file_not_code(tmp_path: Path) -> None:
         ('traveller_types = ["PILOT"]', "traveller_types"),
         ('destination_country = "JAPAN"', "destination_country"),
         ('partner_location = "/tmp/drops"', "partner_location"),
+        ('receipts_location = "s3://b/receipts"', "receipts_location must be a bucket of its own"),
+        ('receipts_location = "partner-receipts"', "receipts_location must be an s3://"),
+        ("receipt_due_minutes = 0", "receipt_due_minutes"),
+        ('require_receipt = "false"', "require_receipt must be true or false"),
     ],
 )
 def test_bad_agreements_are_refused_with_the_reason(
@@ -93,6 +97,29 @@ def test_a_file_whose_name_differs_from_its_agreement_is_refused(tmp_path: Path)
 def test_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tw-au.toml"
     text = (AGREEMENTS_DIR / "tw-au.toml").read_text()
-    path.write_text(text.replace('schema_version = "1"', 'schema_version = "4"'))
-    with pytest.raises(AgreementError, match="schema_version '4'"):
+    path.write_text(text.replace('schema_version = "1"', 'schema_version = "9"'))
+    with pytest.raises(AgreementError, match="schema_version '9'"):
         load_agreement(str(path))
+
+
+def test_each_partner_acknowledges_drops_in_a_receipts_bucket_of_its_own() -> None:
+    agreements = {a.name: a for a in list_agreements()}
+    assert agreements["tw-jp"].receipts_location == "s3://partner-receipts/tw-jp"
+    assert agreements["tw-jp-v3"].receipts_location == "s3://partner-receipts/tw-jp"
+    assert agreements["tw-au"].receipts_bucket == "partner-receipts-au"
+    for agreement in agreements.values():
+        assert agreement.receipts_bucket not in {a.partner_bucket for a in agreements.values()}
+        assert agreement.receipt_due_minutes == 60
+        assert agreement.require_receipt is False
+
+
+def test_receipts_default_to_a_bucket_beside_the_partners(tmp_path: Path) -> None:
+    path = tmp_path / "tw-xx.toml"
+    path.write_text(
+        'name = "tw-xx"\norigin_country = "TWN"\ndestination_country = "KOR"\n'
+        'traveller_types = ["PASSENGER"]\npartner_location = "s3://kr-drops/tw-xx"\n'
+        "require_receipt = true\nreceipt_due_minutes = 15\n"
+    )
+    agreement = load_agreement(str(path))
+    assert agreement.receipts_location == "s3://kr-drops-receipts/tw-xx"
+    assert (agreement.require_receipt, agreement.receipt_due_minutes) == (True, 15)
