@@ -424,22 +424,29 @@ def _json_default(value: Any) -> str:
 
 
 def load_exchange_flow(name: str = "exchange_manifests") -> Callable[..., dict[str, Any]]:
-    """A Prefect flow from ``flows/exchange.py`` (default: one agreement's), loaded by path.
+    """A Prefect flow from ``flows/exchange.py`` (default: one agreement's), loaded by path,
+    with the terminal's lines named by stage.
 
     The pipeline's stages never import ``flows/``; only this command reaches for the flow.
     """
-    path = FLOWS_DIR / "exchange.py"
-    spec = importlib.util.spec_from_file_location("manifest_exchange_flows.exchange", path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"flow file not found: {path}")
     # Local Dask workers inherit this and print only their warnings: their task lines reach
     # the Prefect API, and this terminal shows the run's own lines, named by stage.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    flow = flow_from_file("exchange", name)
     from manifest_exchange.orchestration.logs import name_lines_by_stage  # imports Prefect
 
     name_lines_by_stage()
+    return flow
+
+
+def flow_from_file(stem: str, name: str) -> Callable[..., dict[str, Any]]:
+    """The flow ``name`` of ``flows/<stem>.py``, loaded by path."""
+    path = FLOWS_DIR / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"manifest_exchange_flows.{stem}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"flow file not found: {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     flow: Callable[..., dict[str, Any]] = getattr(module, name)
     return flow
 
