@@ -25,11 +25,12 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT
+from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, load_agreement
 from manifest_exchange.ingest.landings import FilerChangeLog, Landing
 from manifest_exchange.ingest.listener import LandingListener, ListenerStatus, batch_prefix
 from manifest_exchange.orchestration.parameters import RunOptions
 from manifest_exchange.orchestration.settings import run_settings
+from manifest_exchange.runs import batches
 from manifest_exchange.storage.s3 import S3Location, make_client
 
 logging.getLogger("manifest_exchange").setLevel(logging.INFO)
@@ -155,6 +156,9 @@ def listen_for_manifests(
                 "manifest-exchange.listener.behind", resource=listener_resource, payload=payload
             )
 
+    # The runs share this process: its parser and validator are set up once, before the first
+    # landing rather than in its latency.
+    batches.warm_up(settings.s3, load_agreement(agreement)).join()
     started = time.monotonic()
     listener = LandingListener(
         client,
