@@ -101,6 +101,7 @@ def deployed(embedded_stack: EmbeddedStack) -> Iterator[Deployed]:
         locations=setup.locations,
         retain_days=0,
         schedules_active=False,  # runs only when a test triggers them
+        listener=False,  # started by the listener's own test, last
     )
     try:
         yield setup
@@ -268,3 +269,84 @@ def test_a_failed_run_sends_an_alert(deployed: Deployed) -> None:
         time.sleep(1)
     assert alerts, "the failure automation did not call the webhook"
     assert "no-such-agreement" in alerts[0]["body"]["body"]
+
+
+def _events(deployed: Deployed, prefix: str) -> list[Any]:
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    with (
+        temporary_settings(updates={PREFECT_API_URL: deployed.local.api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        page = client.read_events(
+            filter=EventFilter(event=EventNameFilter(prefix=[prefix])), limit=50
+        )
+        events = list(page.events)
+        while page.next_page is not None:
+            page = client.read_events_page(str(page.next_page))
+            events += page.events
+    return events
+
+
+def test_the_listener_deployment_publishes_within_seconds_and_tells_the_ui(
+    deployed: Deployed,
+) -> None:
+    """Last in the module: ``make ui`` starts the listener; here it is started by hand so the
+    tests above trigger their own runs without it claiming their objects."""
+    from prefect.automations import Automation
+
+    from manifest_exchange.local.prefect_server import (
+        LISTENER_BEHIND_AUTOMATION,
+        LISTENER_SILENT_AUTOMATION,
+        start_listener,
+    )
+
+    with temporary_settings(updates={PREFECT_API_URL: deployed.local.api_url}):
+        for name in (LISTENER_SILENT_AUTOMATION, LISTENER_BEHIND_AUTOMATION):
+            assert Automation.read(name=name)
+    before = {
+        d.drop_id for d in verify_drops(deployed.stack.client("partner"), deployed.partner).drops
+    }
+    listener_id = start_listener(deployed.local.api_url)
+    try:
+        deadline = time.monotonic() + 120
+        while not _events(deployed, "manifest-exchange.listener.heartbeat"):
+            assert time.monotonic() < deadline, "the listener never beat"
+            time.sleep(1)
+        corpus = make_corpus(flights=2, seed=44)
+        landed = time.monotonic()
+        deployed.upload(corpus, "listened")
+        new: set[str] = set()
+        while not new:
+            assert time.monotonic() - landed < 60, "no drop from the listener within a minute"
+            time.sleep(0.5)
+            drops = verify_drops(deployed.stack.client("partner"), deployed.partner).drops
+            new = {d.drop_id for d in drops} - before
+        published_after_s = time.monotonic() - landed
+        time.sleep(2)  # the last events reach the server
+        landed_events = _events(deployed, "manifest-exchange.manifest.landed")
+        keys = {e.payload["key"] for e in landed_events}
+        assert {deployed.source.key("listened", o.key) for o in corpus.objects} <= keys
+        (published,) = [
+            e
+            for e in _events(deployed, "manifest-exchange.drop.published")
+            if set(e.payload["drop_ids"]) & new
+        ]
+        run_ids = [r.id for r in published.related if r.role == "flow-run"]
+        assert run_ids
+        with (
+            temporary_settings(updates={PREFECT_API_URL: deployed.local.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            child = client.read_flow_run(uuid.UUID(run_ids[0].removeprefix("prefect.flow-run.")))
+            parent_task = client.read_task_run(child.parent_task_run_id)
+        assert str(parent_task.flow_run_id) == listener_id
+        assert published_after_s < 30
+    finally:
+        with (
+            temporary_settings(updates={PREFECT_API_URL: deployed.local.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            from prefect.states import Cancelling
+
+            client.set_flow_run_state(uuid.UUID(listener_id), Cancelling(), force=True)

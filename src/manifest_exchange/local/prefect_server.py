@@ -35,8 +35,13 @@ from manifest_exchange.orchestration.settings import (
 
 WORK_POOL = "manifest-exchange"
 EXCHANGE_DEPLOYMENT = "exchange_manifests/tw-jp-exchange"
+LISTENER_DEPLOYMENT = "listen_for_manifests/tw-jp-listener"
 WEBHOOK_BLOCK = "mx-failure-webhook"
 FAILURE_AUTOMATION = "mx-flow-run-failed"
+LISTENER_SILENT_AUTOMATION = "mx-listener-silent"
+LISTENER_BEHIND_AUTOMATION = "mx-listener-behind"
+# The listener beats every 5 s; a minute without one means it stopped or hangs.
+LISTENER_SILENCE_S = 60
 # Package loggers whose records should reach the UI beside Prefect's own.
 EXTRA_LOGGERS = "manifest_exchange"
 _SECRET_ENV_PREFIXES = ("AWS_", "MX_HMAC_")
@@ -220,11 +225,13 @@ class LocalPrefect:
         retain_days: float = 30,
         webhook_url: str | None = None,
         schedules_active: bool = True,
+        listener: bool = True,
     ) -> Processes:
         """Store, server, alert receiver, configuration, deployments, worker; in that order.
 
         Without ``webhook_url`` a local receiver takes the alerts (``home/ui/alerts.jsonl``).
-        With ``schedules_active=False`` deployments only run when triggered (tests).
+        With ``schedules_active=False`` deployments only run when triggered (tests); with
+        ``listener=False`` the landing listener is not started.
         If a step fails, what was started is stopped again.
         """
         if self.read_processes() is not None:
@@ -243,6 +250,8 @@ class LocalPrefect:
             self.deploy()
             set_schedules(self.api_url, interval_s, active=schedules_active)
             self.start_worker(processes)
+            if listener:
+                start_listener(self.api_url)
         except BaseException:
             self.down()
             raise
@@ -278,9 +287,10 @@ def configure(
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         _save_blocks(stack, webhook_url)
-        _set_variables(locations, retain_days)
+        _set_variables(locations, retain_days, stack.filer_address())
         _ensure_work_pool()
         _ensure_failure_automation()
+        _ensure_listener_automations()
 
 
 def set_schedules(api_url: str, exchange_interval_s: int, *, active: bool = True) -> None:
@@ -345,10 +355,11 @@ def _save_blocks(stack: EmbeddedStack, webhook_url: str) -> None:
     webhook.save(WEBHOOK_BLOCK, overwrite=True)
 
 
-def _set_variables(locations: Locations, retain_days: float) -> None:
+def _set_variables(locations: Locations, retain_days: float, filer: str) -> None:
     from prefect.variables import Variable
 
     values: dict[str, Any] = {
+        "mx_filer": filer,
         "mx_tw_jp_source": locations.source,
         "mx_tw_jp_state": locations.state,
         "mx_tw_jp_partner": locations.partner,
@@ -412,6 +423,76 @@ def _ensure_failure_automation() -> None:
             )
         ],
     ).create()
+
+
+def _ensure_listener_automations() -> None:
+    """Alert when the listener stops beating, and when a landing waits too long."""
+    import datetime as dt
+
+    from prefect.automations import Automation, EventTrigger, Posture
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.actions import SendNotification
+
+    webhook = cast(
+        CustomWebhookNotificationBlock, CustomWebhookNotificationBlock.load(WEBHOOK_BLOCK)
+    )
+    block = cast(UUID, webhook._block_document_id)
+    listener: dict[str, str | list[str]] = {"prefect.resource.id": "manifest-exchange.listener.*"}
+    wanted = {
+        LISTENER_SILENT_AUTOMATION: (
+            "Tell the team when the landing listener has sent no heartbeat for a minute",
+            EventTrigger(
+                expect={"manifest-exchange.listener.heartbeat"},
+                match=listener,
+                posture=Posture.Proactive,
+                threshold=1,
+                within=dt.timedelta(seconds=LISTENER_SILENCE_S),
+            ),
+            SendNotification(
+                block_document_id=block,
+                subject="The landing listener is silent",
+                body=(
+                    f"No heartbeat from the landing listener for {LISTENER_SILENCE_S} s: "
+                    "landings now wait for the every-minute sweep. See docs/operations.md, "
+                    "'The listener is silent or behind'."
+                ),
+            ),
+        ),
+        LISTENER_BEHIND_AUTOMATION: (
+            "Tell the team when a landed manifest waits longer than the listener allows",
+            EventTrigger(
+                expect={"manifest-exchange.listener.behind"},
+                match=listener,
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            SendNotification(
+                block_document_id=block,
+                subject="The landing listener is behind",
+                body=(
+                    "A landed manifest has waited {{ event.payload.lag_s }} s for the "
+                    "exchange ({{ event.payload.waiting }} waiting). See docs/operations.md, "
+                    "'The listener is silent or behind'."
+                ),
+            ),
+        ),
+    }
+    for name, (description, trigger, action) in wanted.items():
+        with contextlib.suppress(ValueError):  # ValueError: not created yet
+            cast(Automation, Automation.read(name=name)).delete()
+        Automation(name=name, description=description, trigger=trigger, actions=[action]).create()
+
+
+def start_listener(api_url: str) -> str:
+    """Start the listener deployment's long-running run; its flow run id."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        run = run_deployment(LISTENER_DEPLOYMENT, timeout=0)
+    assert isinstance(run, FlowRun)  # called outside an event loop: the sync variant
+    return str(run.id)
 
 
 def _healthy(api_url: str) -> bool:

