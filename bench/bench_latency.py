@@ -107,6 +107,7 @@ def main() -> None:
         )
         results["burst"] = bench.scenario(burst, lambda n: 10.0 / len(burst))
         stages = bench.listener_stages(since=listener_started)
+        stages.update(prefect_run_times(local.api_url))
     finally:
         local.down()
         stack.down()
@@ -242,6 +243,35 @@ class Bench:
         return {stage: round(statistics.median(v), 2) for stage, v in sorted(timings.items())}
 
 
+def prefect_run_times(api_url: str) -> dict[str, float]:
+    """Where a run's seconds go before its first stage, from the Prefect API: for scheduled
+    runs, from the time they were due to the time their process started them (worker poll and
+    process start); for each kind of run, its length."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    pickups, scheduled, subflows = [], [], []
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        get_client(sync_client=True) as client,
+    ):
+        for run in client.read_flow_runs(limit=200):
+            if run.start_time is None or run.end_time is None:
+                continue
+            length = (run.end_time - run.start_time).total_seconds()
+            if run.parent_task_run_id is not None:
+                subflows.append(length)
+            elif run.deployment_id is not None and run.expected_start_time is not None:
+                pickups.append((run.start_time - run.expected_start_time).total_seconds())
+                scheduled.append(length)
+    figures = {
+        "prefect: scheduled run due -> started (worker poll, process start)": pickups,
+        "prefect: scheduled run length": scheduled,
+        "prefect: listener subflow length": subflows,
+    }
+    return {name: round(statistics.median(v), 2) for name, v in figures.items() if v}
+
+
 def report(
     results: dict[str, dict[str, Any]],
     stages: dict[str, float],
@@ -275,7 +305,7 @@ def report(
         )
     lines += [
         "",
-        "| listener run stage | median s |",
+        "| where the seconds go | median s |",
         "|---|---|",
         *(f"| {stage} | {seconds} |" for stage, seconds in stages.items()),
         "",

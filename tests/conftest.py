@@ -58,3 +58,13 @@ def exchange(
     from exchange_support import Exchange  # after the Prefect settings above
 
     return Exchange(embedded_stack, monkeypatch)
+
+
+@pytest.fixture
+def quick_takeover(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> Exchange:
+    """Abandoned claims and locks may be taken over after seconds instead of minutes."""
+    from fault_support import TAKEOVER_S
+
+    monkeypatch.setenv("MX_CLAIM_TIMEOUT_S", str(TAKEOVER_S))
+    monkeypatch.setenv("MX_LOCK_TIMEOUT_S", str(TAKEOVER_S))
+    return exchange

@@ -12,7 +12,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from manifest_exchange.ingest.landings import FilerChangeLog, Landing, LandingFilter
-from manifest_exchange.local.stack import SOURCE_BUCKET, EmbeddedStack
+from manifest_exchange.local.stack import PARTNER_BUCKET, SOURCE_BUCKET, EmbeddedStack
 from manifest_exchange.storage.s3 import S3Location, put_bytes
 
 pytestmark = pytest.mark.integration
@@ -108,3 +108,19 @@ def test_a_follower_started_from_a_checkpoint_replays_what_it_missed(
         assert sorted(x.key for x, _ in late.wait_for(3)) == sorted(keys)
     finally:
         late.close()
+
+
+def test_in_a_versioned_bucket_an_object_lands_under_its_own_key(
+    embedded_stack: EmbeddedStack,
+) -> None:
+    """The partner bucket keeps versions (object lock): the change log names each version's
+    entry, and the landing is the object's key."""
+    drops = S3Location(PARTNER_BUCKET, f"landings-{uuid.uuid4().hex[:8]}")
+    follower = Follower(embedded_stack, drops, time.time_ns())
+    try:
+        time.sleep(0.5)
+        key = drops.key("drop-1", "_SUCCESS")
+        put_bytes(embedded_stack.client("pipeline"), PARTNER_BUCKET, key, b"{}")
+        assert [x.key for x, _ in follower.wait_for(1)] == [key]
+    finally:
+        follower.close()

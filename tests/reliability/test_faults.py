@@ -16,12 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from exchange_support import FLIGHT_DATE, Exchange, expected_outcomes, make_corpus
+from fault_support import TAKEOVER_S, assert_exactly_once, settle
 from faulty_proxy import FaultyProxy
 from manifest_exchange.local.commands import upload_corpus
 from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
@@ -31,64 +31,7 @@ from manifest_exchange.storage.s3 import S3Location, iter_objects
 
 pytestmark = pytest.mark.integration
 
-TAKEOVER_S = 3.0
 KILLER = Path(__file__).with_name("kill_at.py")
-
-
-@pytest.fixture
-def quick_takeover(exchange: Exchange, monkeypatch: pytest.MonkeyPatch) -> Exchange:
-    """Abandoned claims and locks may be taken over after seconds instead of minutes."""
-    monkeypatch.setenv("MX_CLAIM_TIMEOUT_S", str(TAKEOVER_S))
-    monkeypatch.setenv("MX_LOCK_TIMEOUT_S", str(TAKEOVER_S))
-    return exchange
-
-
-def _settle(exchange: Exchange, max_runs: int = 6) -> list[str]:
-    """Run until every object has an outcome; returns one entry per run ("ok" or its error)."""
-    failures: list[str] = []
-    for _ in range(max_runs):
-        time.sleep(TAKEOVER_S + 0.5)  # let what a failed or killed run held expire
-        try:
-            exchange.run()
-            failures.append("ok")
-        except Exception as error:  # a failed run is allowed; losing work is not
-            failures.append(type(error).__name__)
-        state = exchange.audit()
-        if not state.not_yet_processed and not state.miscounted_objects:
-            return failures
-    raise AssertionError(f"work still unfinished after {max_runs} runs: {failures}")
-
-
-def _assert_exactly_once(
-    exchange: Exchange,
-    corpora: Corpus | list[Corpus],
-    fault: str,
-    runs: int,
-    partial_seen: int = 0,
-) -> None:
-    """Audit, compare with ground truth, and print the row of the faults table:
-    fault | runs | travellers in | lost | duplicated | partial drops | quarantine lost."""
-    report = exchange.audit(later=dt.timedelta(hours=1))
-    expected: Counter[str] = Counter()
-    for corpus in corpora if isinstance(corpora, list) else [corpora]:
-        expected.update(expected_outcomes(corpus))
-    lost = max(0, expected["published"] - report.published_rows) + sum(
-        m["travellers"] - m["accounted"] for m in report.miscounted_objects
-    )
-    duplicated = len(report.duplicate_publications)
-    quarantine_lost = max(0, expected["quarantined_rows"] - report.quarantine_rows)
-    print(
-        f"\nFAULTS | {fault} | {runs} | {sum(expected.values())} | {lost} | {duplicated} "
-        f"| {partial_seen + len(report.drop_problems)} | {quarantine_lost} |"
-    )
-    assert report.ok, report.as_dict()
-    assert report.published_rows == expected["published"]
-    assert report.ledger_published == expected["published"]
-    # Every traveller the ledger counts as quarantined has its row with a reason, once.
-    assert report.quarantine_rows == report.ledger_quarantined == expected["quarantined_rows"]
-    partner = verify_drops(exchange.stack.client("partner"), exchange.partner)
-    assert partner.is_ok
-    assert partner.pending == []
 
 
 def _cli_command(exchange: Exchange, *prefix: str) -> list[str]:
@@ -119,7 +62,7 @@ def test_throttling_and_lost_answers_lose_and_duplicate_nothing(
     proxy = FaultyProxy(upstream, refuse=0.25, lose_answer=0.05, seed=7).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint_url)
     try:
-        failures = _settle(exchange)
+        failures = settle(exchange)
     finally:
         proxy.stop()
 
@@ -129,7 +72,7 @@ def test_throttling_and_lost_answers_lose_and_duplicate_nothing(
     assert proxy.counts["refused"] >= 0.2 * sum(proxy.counts.values())
     assert proxy.counts["answer_lost"] > 3
     fault = f"503 SlowDown 25 % + lost answers 5 % ({dict(proxy.counts)})"
-    _assert_exactly_once(exchange, corpus, fault, len(failures))
+    assert_exactly_once(exchange, corpus, fault, len(failures))
 
 
 @pytest.mark.parametrize("runs", [2, 4])
@@ -153,7 +96,7 @@ def test_concurrent_runs_publish_each_traveller_once(
         assert process.returncode == 0, stderr.decode()[-3000:]
     reports = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
     assert sum(r["objects"]["claimed"] for r in reports) == len(corpus.objects)
-    _assert_exactly_once(exchange, corpus, f"{runs} concurrent runs", runs)
+    assert_exactly_once(exchange, corpus, f"{runs} concurrent runs", runs)
 
 
 KILL_POINTS = [
@@ -191,9 +134,9 @@ def test_a_run_killed_at_a_stage_boundary_is_finished_by_the_next(
     visible = fetch_drops(partner, exchange.partner, tmp_path)  # only complete drops are read
     pending = verify_drops(partner, exchange.partner).pending
     assert len(pending) == (1 if point in {"after-data-files", "before-success"} else 0)
-    runs = _settle(exchange)
+    runs = settle(exchange)
     assert set(runs) == {"ok"}
-    _assert_exactly_once(exchange, corpus, f"flow process killed {point}", 1 + len(runs))
+    assert_exactly_once(exchange, corpus, f"flow process killed {point}", 1 + len(runs))
     # Only a kill after publishing leaves a complete drop; the next run must not repeat it.
     assert (visible != []) == (point in KILLED_AFTER_SUCCESS)
 
@@ -228,7 +171,7 @@ def test_a_stalled_run_resumes_after_its_work_was_taken_over(
 
     assert taken_over["objects"]["taken_over"] == len(corpus.objects)
     assert stalled.returncode == 0, stderr.decode()[-3000:]
-    _assert_exactly_once(exchange, corpus, "run stalled after parsing, taken over, resumed", 2)
+    assert_exactly_once(exchange, corpus, "run stalled after parsing, taken over, resumed", 2)
     assert b"settled by another run meanwhile" in stderr
 
 
@@ -261,10 +204,10 @@ def test_the_store_killed_mid_run_and_restarted(
     embedded_stack.up()
     run.communicate(timeout=600)  # it may finish (retries) or fail; both are fine
 
-    runs = _settle(exchange)
+    runs = settle(exchange)
     outcome = "finished" if run.returncode == 0 else "failed"
     fault = f"store SIGKILLed once {moment}, restarted (that run {outcome})"
-    _assert_exactly_once(exchange, corpus, fault, 1 + len(runs))
+    assert_exactly_once(exchange, corpus, fault, 1 + len(runs))
 
 
 STORM_KILLS = 15
@@ -340,9 +283,9 @@ def test_a_kill_storm_with_new_work_for_every_killed_run(
     kills = len(corpora)
     assert kills >= 5, f"only {kills} kills within {STORM_SECONDS:.0f} s"
     assert mid_work >= max(3, kills // 5), f"only {mid_work} of {kills} kills landed mid-work"
-    runs = _settle(exchange)
+    runs = settle(exchange)
     fault = (
         f"kill storm: {kills} runs SIGKILLed, each after new work landed "
         f"({mid_work} mid-work, {staged_after_kill} left a staged batch)"
     )
-    _assert_exactly_once(exchange, corpora, fault, kills + len(runs))
+    assert_exactly_once(exchange, corpora, fault, kills + len(runs))

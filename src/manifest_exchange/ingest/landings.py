@@ -40,6 +40,9 @@ REPLAY_MARGIN_NS = 5_000_000_000
 # Where SeaweedFS keeps the parts of a multipart upload until it completes; the completed
 # object then lands under its own key.
 MULTIPART_STAGING = "/.uploads/"
+# In a versioned bucket (object lock), SeaweedFS keeps each version of <key> as an entry in the
+# folder <key>.versions/.
+VERSIONS_FOLDER = ".versions"
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,11 @@ def landings_in_filer_event(event: dict[str, Any], source: S3Location) -> Iterat
         entry = notification.get("newEntry")
         if not entry or entry.get("isDirectory"):
             continue
-        directory = notification.get("newParentPath") or one.get("directory", "")
-        path = f"{directory.rstrip('/')}/{entry['name']}"
+        directory = (notification.get("newParentPath") or one.get("directory", "")).rstrip("/")
+        if directory.endswith(VERSIONS_FOLDER):
+            path = directory.removesuffix(VERSIONS_FOLDER)  # a new version of that object
+        else:
+            path = f"{directory}/{entry['name']}"
         bucket_root = f"/buckets/{source.bucket}/"
         if not path.startswith(bucket_root) or MULTIPART_STAGING in path:
             continue

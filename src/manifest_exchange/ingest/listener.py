@@ -129,8 +129,33 @@ class LandingListener:
         self.status = ListenerStatus()
 
     def run(self, *, until: Callable[[], bool] = lambda: False) -> ListenerStatus:
-        """Listen until ``until()`` is true (checked at every pass) or the stream fails."""
-        checkpoint = Checkpoint.load(self.client, self.state, default_since_ns=time.time_ns())
+        """Listen until ``until()`` is true (checked at every pass).
+
+        A stream that fails (the store restarted under it) is followed again from the
+        checkpoint; a batch whose run fails (the Prefect API away) is tried again after a
+        pause. Neither loses a landing: the checkpoint never passes one not yet handled.
+        """
+        pause_s = 1.0
+        while not until():
+            checkpoint = Checkpoint.load(self.client, self.state, default_since_ns=time.time_ns())
+            try:
+                self._follow(checkpoint, until)
+                return self.status
+            except Exception as error:  # the stream stopped, or a batch's run failed
+                log.warning(
+                    "listening again from the checkpoint in %.0f s after %s: %s",
+                    pause_s,
+                    type(error).__name__,
+                    error,
+                )
+            # What waited is replayed from the checkpoint; forget it so it is taken again.
+            self.linger = Linger(self.linger.linger_s, self.linger.max_landings)
+            self.filter = LandingFilter()
+            time.sleep(pause_s)
+            pause_s = min(pause_s * 2, 30.0)
+        return self.status
+
+    def _follow(self, checkpoint: Checkpoint, until: Callable[[], bool]) -> None:
         handled = checkpoint.handled_landings
         waiting: list[Landing] = []
         for landing in self.stream(checkpoint.since_ns):
@@ -159,8 +184,7 @@ class LandingListener:
             if self.on_tick is not None:
                 self.on_tick(self.status)
             if until():
-                break
-        return self.status
+                return
 
 
 def _resume_from(handled: list[Landing], waiting: list[Landing]) -> int:

@@ -67,6 +67,14 @@ def test_nested_events_and_a_rename_into_the_prefix_are_read() -> None:
     assert keys == ["paxlst/d/b.edi", "paxlst/d/c.edi"]
 
 
+def test_a_new_version_in_a_versioned_bucket_lands_under_its_objects_key() -> None:
+    event = _event("/buckets/airport-manifests/paxlst/d/a.edi.versions", _entry("v_0a1b2c"), ts=9)
+    (landing,) = landings_in_filer_event(event, SOURCE)
+    assert (landing.key, landing.landed_ns) == ("paxlst/d/a.edi", 9)
+    folder = _event("/buckets/airport-manifests/paxlst/d", _entry("a.edi.versions", directory=True))
+    assert list(landings_in_filer_event(folder, SOURCE)) == []
+
+
 def test_an_entry_without_md5_is_tagged_by_its_chunks() -> None:
     event = _event("/buckets/airport-manifests/paxlst/d", _entry("m.edi", md5=""))
     (landing,) = landings_in_filer_event(event, SOURCE)
