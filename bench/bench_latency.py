@@ -213,19 +213,21 @@ class Bench:
             raise SystemExit(f"{len(pending)} manifests were not settled in {self.timeout:.0f}s")
         return latencies, successes
 
-    def wait_for_listener(self, timeout_s: float = 120.0) -> None:
-        """Until the listener follows: a probe object lands, and the listener's checkpoint
-        appears once its batch was run."""
+    def wait_for_listener(self, timeout_s: float = 180.0) -> None:
+        """Until the listener follows: a probe object lands every few seconds until the
+        listener has run one and saved its checkpoint (its run's process starts, and warms up,
+        after ``make ui`` asked for it)."""
         deadline = time.monotonic() + timeout_s
-        probe = self.source.key("probe", "listener-started.edi")
-        put_bytes(self.loader, SOURCE_BUCKET, probe, b"not a manifest")
-        checkpoint = self.state.key("listener", "checkpoint.json")
+        checkpoint = S3Location(self.state.bucket, self.state.key("listener", "checkpoint.json"))
+        probes = 0
         while time.monotonic() < deadline:
-            found = list(iter_objects(self.pipeline, S3Location(self.state.bucket, checkpoint)))
-            if found:
+            if any(True for _ in iter_objects(self.pipeline, checkpoint)):
                 return
-            time.sleep(0.5)
-        raise SystemExit("the listener did not start within two minutes")
+            probes += 1
+            probe = self.source.key("probe", f"listener-started-{probes}.edi")
+            put_bytes(self.loader, SOURCE_BUCKET, probe, b"not a manifest")
+            time.sleep(5)
+        raise SystemExit(f"the listener did not start within {timeout_s:.0f} s")
 
     def listener_stages(self, since: float) -> dict[str, float]:
         """Median seconds per stage over the runs that began after the listener started."""
