@@ -6,7 +6,6 @@ import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 import pytest
 
 from manifest_exchange.publish.drops import Drop, build_drop, new_drop_id
@@ -38,7 +37,10 @@ def _index(rows: int) -> pa.Table:
     )
 
 
-def _drop(schema_version: str, link: ChainLink = ChainLink(1, None, None)) -> Drop:
+FIRST_LINK = ChainLink(1, None, None)
+
+
+def _drop(schema_version: str, link: ChainLink = FIRST_LINK) -> Drop:
     return build_drop(
         _records(),
         _index(3),
