@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifest_exchange.agreements.terms import load_agreement
+from manifest_exchange.agreements.terms import AGREEMENTS_DIR, Agreement, load_agreement
 from manifest_exchange.cli import load_exchange_flow
 from manifest_exchange.local.commands import upload_corpus
 from manifest_exchange.local.generate.paxlst import Corpus, GeneratorOptions, generate_day
@@ -53,8 +55,10 @@ class Exchange:
     def environment(self) -> dict[str, str]:
         return {**self.stack.environment("pipeline"), "MX_CLAIM_TIMEOUT_S": "600"}
 
-    def upload(self, corpus: Corpus) -> None:
-        upload_corpus(corpus, self.source, self.stack.client("loader"))
+    def upload(self, corpus: Corpus, under: str = "") -> None:
+        """Land ``corpus`` in this test's source, in the folder ``under`` if given."""
+        source = S3Location(self.source.bucket, self.source.key(under))
+        upload_corpus(corpus, source, self.stack.client("loader"))
 
     def upload_bytes(self, key: str, data: bytes) -> None:
         put_bytes(self.stack.client("loader"), SOURCE_BUCKET, self.source.key(key), data)
@@ -63,6 +67,28 @@ class Exchange:
         """One exchange run; ``options`` are its :class:`RunOptions` (runner, batch_mb)."""
         report: dict[str, Any] = self.flow(**self.locations, options=RunOptions(**options))
         return report
+
+    def run_agreement(self, agreement: Path, **options: Any) -> dict[str, Any]:
+        """One exchange run of an agreement file (see :func:`agreement_copy`): this test's
+        source and state, the agreement's own partner location."""
+        report: dict[str, Any] = self.flow(
+            source=self.locations["source"],
+            state=self.locations["state"],
+            agreement=str(agreement),
+            options=RunOptions(**options),
+        )
+        return report
+
+    def audit_agreement(self, terms: Agreement) -> AuditReport:
+        """The exactly-once audit of :meth:`run_agreement`'s runs."""
+        return audit(
+            self.pipeline,
+            source=self.source,
+            state=S3Location(STATE_BUCKET, self.name),
+            partner=S3Location.parse(terms.partner_location),
+            agreement=terms,
+            now=dt.datetime.now(dt.UTC),
+        )
 
     def audit(self, later: dt.timedelta = dt.timedelta(0)) -> AuditReport:
         """The exactly-once audit over this test's prefixes, as it stands ``later`` from now."""
@@ -124,6 +150,37 @@ class Exchange:
             if info.key.endswith(".parquet")
         ]
         return pa.concat_tables(tables) if tables else pa.table({})
+
+
+def agreement_copy(
+    exchange: Exchange, folder: Path, name: str, **overrides: str | list[str]
+) -> tuple[Agreement, Path]:
+    """A shipped agreement in ``folder`` with this test's partner prefix in its partner bucket
+    (``<test>/tw-jp`` for ``tw-jp-v3``: versions share a prefix), and ``overrides`` (settings
+    the file already has) replaced."""
+    text = (AGREEMENTS_DIR / f"{name}.toml").read_text()
+    shipped = load_agreement(name)
+    prefix = re.sub(r"-v\d+$", "", name)
+    settings: dict[str, str | list[str]] = {
+        "partner_location": f"s3://{shipped.partner_bucket}/{exchange.name}/{prefix}",
+        **overrides,
+    }
+    for setting, value in settings.items():
+        text = re.sub(rf"^{setting} = .*$", f"{setting} = {json.dumps(value)}", text, flags=re.M)
+    path = folder / f"{name}.toml"
+    path.write_text(text)
+    return load_agreement(str(path)), path
+
+
+def iceberg_properties(stack: EmbeddedStack, identity: str) -> dict[str, str]:
+    """pyiceberg's store properties for one identity (what a reader passes ``StaticTable``)."""
+    settings = stack.s3_settings(identity)
+    return {
+        "s3.endpoint": str(settings.endpoint_url),
+        "s3.region": settings.region,
+        "s3.access-key-id": str(settings.access_key_id),
+        "s3.secret-access-key": str(settings.secret_access_key),
+    }
 
 
 def make_corpus(**overrides: Any) -> Corpus:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manifest_exchange.local.stack import PARTNER_BUCKET
-from manifest_exchange.publish import publisher
+from manifest_exchange.publish import drop_table, publisher
 from manifest_exchange.runs import batches, settle
 from manifest_exchange.storage import ledger, locks
 
@@ -52,6 +52,8 @@ POINTS: dict[str, Callable[[], None]] = {
     ),
     # Data files and manifest written; the lock check right before _SUCCESS is the last step.
     "before-success": lambda: _kill_after(locks.PublishLock, "is_held_by"),
+    # Format v3: the drop is complete (_SUCCESS); its table commit and _latest.json are not.
+    "before-table-commit": lambda: _kill_before(drop_table.DropTable, "commit"),
     # The drop is complete and in the record index; the ledger has not recorded its objects.
     "after-publish": lambda: _kill_after(publisher.DropPublisher, "publish"),
     # The batch's quarantine is written; its ledger outcomes are not.
