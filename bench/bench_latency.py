@@ -55,7 +55,7 @@ from manifest_exchange.local.stack import (
 from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.publish.drops import SUCCESS_MARKER, drops_root
 from manifest_exchange.storage.ledger import Ledger
-from manifest_exchange.storage.s3 import S3Location, get_bytes, iter_objects, put_bytes
+from manifest_exchange.storage.s3 import S3Location, exists, get_bytes, iter_objects, put_bytes
 
 RESULTS = Path(__file__).parent / "results"
 # The issue's targets for the listener (issue 29): trickle p95/median, burst fully published.
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--trickle-s", type=float, default=180.0)
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--keep-home", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="mx-latency-"))
@@ -111,7 +112,10 @@ def main() -> None:
     finally:
         local.down()
         stack.down()
-        shutil.rmtree(home, ignore_errors=True)
+        if args.keep_home:
+            print(f"scratch folder kept: {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
     report(results, stages, args, setup_s)
 
 
@@ -218,10 +222,10 @@ class Bench:
         listener has run one and saved its checkpoint (its run's process starts, and warms up,
         after ``make ui`` asked for it)."""
         deadline = time.monotonic() + timeout_s
-        checkpoint = S3Location(self.state.bucket, self.state.key("listener", "checkpoint.json"))
+        checkpoint = self.state.key("listener", "checkpoint.json")
         probes = 0
         while time.monotonic() < deadline:
-            if any(True for _ in iter_objects(self.pipeline, checkpoint)):
+            if exists(self.pipeline, self.state.bucket, checkpoint):
                 return
             probes += 1
             probe = self.source.key("probe", f"listener-started-{probes}.edi")
@@ -240,37 +244,36 @@ class Bench:
             if not report["objects"]["claimed"]:
                 continue
             for stage, seconds in report["timings_s"].items():
-                timings.setdefault(stage, []).append(float(seconds))
-            timings.setdefault("run", []).append(float(report.get("run_s", 0) or 0))
+                timings.setdefault(f"listener run stage {stage}", []).append(float(seconds))
         return {stage: round(statistics.median(v), 2) for stage, v in sorted(timings.items())}
 
 
 def prefect_run_times(api_url: str) -> dict[str, float]:
-    """Where a run's seconds go before its first stage, from the Prefect API: for scheduled
-    runs, from the time they were due to the time their process started them (worker poll and
-    process start); for each kind of run, its length."""
+    """Where a run's seconds go outside its stages, from the Prefect API: the listener's
+    subflows against a deployment run triggered now, as an event-triggered deployment would
+    be (worker poll, then a new process), from asking for it to its flow starting."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    pickups, scheduled, subflows = [], [], []
-    with (
-        temporary_settings(updates={PREFECT_API_URL: api_url}),
-        get_client(sync_client=True) as client,
-    ):
-        for run in client.read_flow_runs(limit=200):
-            if run.start_time is None or run.end_time is None:
-                continue
-            length = (run.end_time - run.start_time).total_seconds()
-            if run.parent_task_run_id is not None:
-                subflows.append(length)
-            elif run.deployment_id is not None and run.expected_start_time is not None:
-                pickups.append((run.start_time - run.expected_start_time).total_seconds())
-                scheduled.append(length)
-    figures = {
-        "prefect: scheduled run due -> started (worker poll, process start)": pickups,
-        "prefect: scheduled run length": scheduled,
-        "prefect: listener subflow length": subflows,
-    }
+    figures: dict[str, list[float]] = {"prefect: listener subflow length": []}
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        triggered = run_deployment("exchange_manifests/tw-jp-exchange", timeout=300)
+        assert isinstance(triggered, FlowRun)
+        with get_client(sync_client=True) as client:
+            for run in client.read_flow_runs(limit=200):
+                if run.parent_task_run_id and run.start_time and run.end_time:
+                    length = (run.end_time - run.start_time).total_seconds()
+                    figures["prefect: listener subflow length"].append(length)
+            ran = client.read_flow_run(triggered.id)
+    if ran.start_time is not None and ran.end_time is not None:
+        asked_to_started = (ran.start_time - ran.created).total_seconds() if ran.created else None
+        if asked_to_started is not None:
+            figures["prefect: triggered deployment run, asked -> flow started"] = [asked_to_started]
+        figures["prefect: triggered deployment run length"] = [
+            (ran.end_time - ran.start_time).total_seconds()
+        ]
     return {name: round(statistics.median(v), 2) for name, v in figures.items() if v}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from exchange_support import (
 )
 from manifest_exchange.agreements.terms import Agreement
 from manifest_exchange.local.generate.paxlst import GeneratorOptions, generate_day
+from manifest_exchange.paths import PROJECT_ROOT
 from manifest_exchange.publish.drop_table import (
     DROP_ID,
     DROP_SEQUENCE,
@@ -52,74 +54,21 @@ pytestmark = pytest.mark.integration
 # Where the guide's snippets name the table; a test reads its own prefix instead.
 GUIDE_TABLE = "s3://partner-drops/tw-jp/v3/table"
 
-# The partner guide's pyiceberg snippet ("The table"), verbatim.
-PYICEBERG_SNIPPET = """\
-import os
 
-from pyiceberg.table import StaticTable
+GUIDE = PROJECT_ROOT / "docs" / "partner-guide.md"
 
-table = StaticTable.from_metadata(
-    "s3://partner-drops/tw-jp/v3/table",
-    properties={
-        "s3.endpoint": os.environ["AWS_ENDPOINT_URL_S3"],
-        "s3.region": os.environ["AWS_REGION"],
-        "s3.access-key-id": os.environ["AWS_ACCESS_KEY_ID"],
-        "s3.secret-access-key": os.environ["AWS_SECRET_ACCESS_KEY"],
-    },
-)
-rows = table.scan().to_arrow()  # every complete drop, nothing else
 
-# One snapshot per complete drop, oldest first; its summary names the drop.
-for snapshot in table.snapshots():
-    print(snapshot.summary["drop-sequence"], snapshot.summary["drop-id"], snapshot.snapshot_id)
+def _guide_snippet(marker: str) -> str:
+    """The code block after ``<!-- <marker> -->`` in the partner guide, as a partner copies it."""
+    found = re.search(
+        rf"<!-- {re.escape(marker)} -->\n```python\n(.*?)```", GUIDE.read_text(), re.S
+    )
+    assert found, f"the partner guide has no block marked {marker!r}"
+    return found.group(1)
 
-# Time travel: the table as drop 1 left it.
-by_sequence = {int(s.summary["drop-sequence"]): s.snapshot_id for s in table.snapshots()}
-after_drop_1 = table.scan(snapshot_id=by_sequence[1]).to_arrow()
 
-# A filter on the partition columns reads only the files that can match.
-narita = table.scan(row_filter="arr_airport = 'NRT' and flight_date = '2026-12-01'")
-narita_files = list(narita.plan_files())
-narita_rows = narita.to_arrow()
-"""
-
-# The partner guide's DuckDB snippet ("The table"), verbatim.
-DUCKDB_SNIPPET = """\
-import os
-from urllib.parse import urlsplit
-
-import duckdb
-from duckdb_extensions import import_extension
-
-con = duckdb.connect()
-for extension in ("httpfs", "avro", "iceberg"):
-    import_extension(extension, con=con)  # from the pinned duckdb-extension-* wheels
-    con.load_extension(extension)
-endpoint = urlsplit(os.environ["AWS_ENDPOINT_URL_S3"])
-con.execute(
-    "create secret partner (type s3, key_id $key_id, secret $secret, region $region,"
-    " endpoint $endpoint, url_style 'path', use_ssl $use_ssl)",
-    {
-        "key_id": os.environ["AWS_ACCESS_KEY_ID"],
-        "secret": os.environ["AWS_SECRET_ACCESS_KEY"],
-        "region": os.environ["AWS_REGION"],
-        "endpoint": endpoint.netloc,
-        "use_ssl": endpoint.scheme == "https",
-    },
-)
-table = "s3://partner-drops/tw-jp/v3/table"
-rows = con.execute("select * from iceberg_scan($table)", {"table": table}).to_arrow_table()
-
-# A snapshot's sequence_number is its drop's sequence: time travel to drop 1.
-snapshots = con.execute(
-    "select sequence_number, snapshot_id from iceberg_snapshots($table) order by 1",
-    {"table": table},
-).fetchall()
-after_drop_1 = con.execute(
-    "select * from iceberg_scan($table, snapshot_from_id => $snapshot_id)",
-    {"table": table, "snapshot_id": dict(snapshots)[1]},
-).to_arrow_table()
-"""
+PYICEBERG_SNIPPET = _guide_snippet("table: pyiceberg")
+DUCKDB_SNIPPET = _guide_snippet("table: duckdb")
 
 
 def _run_snippet(

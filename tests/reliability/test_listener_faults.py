@@ -17,18 +17,13 @@ from fault_support import TAKEOVER_S, assert_exactly_once, settle
 from listener_support import ListenerProcess
 from manifest_exchange.local.generate.paxlst import GeneratorOptions, generate_day
 from manifest_exchange.local.prefect_server import LocalPrefect, free_port
-from manifest_exchange.local.stack import STATE_BUCKET, EmbeddedStack
+from manifest_exchange.local.stack import EmbeddedStack
 from manifest_exchange.paths import PROJECT_ROOT
-from manifest_exchange.storage.s3 import S3Location, iter_objects, put_bytes
+from manifest_exchange.storage.s3 import put_bytes
 
 pytestmark = pytest.mark.integration
 
 QUICK = {"MX_CLAIM_TIMEOUT_S": str(TAKEOVER_S), "MX_LOCK_TIMEOUT_S": str(TAKEOVER_S)}
-
-
-def _checkpoints(exchange: Exchange) -> int:
-    where = S3Location(STATE_BUCKET, f"{exchange.name}/listener")
-    return sum(1 for _ in iter_objects(exchange.pipeline, where))
 
 
 def _wait_settled_by_listener(exchange: Exchange, objects: int, timeout_s: float) -> float:

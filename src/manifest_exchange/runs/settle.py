@@ -111,6 +111,9 @@ def settle_batch(
     )
     drop = None
     if records.num_rows:
+        # A run that crashed between a drop's _SUCCESS and _latest.json while this one waited
+        # for the lock left that drop staged: completed first, it keeps its sequence number.
+        recover_staged_batches(context)
         drop = build_drop(
             records,
             index,
