@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +77,16 @@ class ListenerProcess:
     def kill(self) -> None:
         self.process.kill()
         self.process.communicate(timeout=60)
+
+    def stop(self) -> None:
+        """Interrupt the flow as Ctrl-C would (its change-log follower is stopped with it)."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate(timeout=60)
+
+    def landings_run(self) -> int:
+        """How many landings the listener's runs took, from its log lines."""
+        return sum(int(n) for n in re.findall(r" (\d+) landings under ", self.log.read_text()))

@@ -192,6 +192,7 @@ def test_every_prefect_yaml_entrypoint_imports_and_takes_its_parameters() -> Non
         names.add(deployment["name"])
     assert names == {
         "tw-jp-exchange",
+        "tw-jp-listener",
         "tw-jp-backfill",
         "tw-jp-reconcile",
         "tw-jp-retention",

@@ -30,7 +30,7 @@ def _success_times(exchange: Exchange) -> dict[str, float]:
 def test_landings_reach_the_partner_within_seconds_and_a_restart_misses_none(
     exchange: Exchange, prefect_api: str, tmp_path: Path
 ) -> None:
-    listener = ListenerProcess(exchange, prefect_api, 25, tmp_path / "listener.log")
+    listener = ListenerProcess(exchange, prefect_api, 15, tmp_path / "listener.log")
     listener.wait_listening()
     corpus = make_corpus(flights=3, seed=21)
     landed_at = time.time()
@@ -48,7 +48,7 @@ def test_landings_reach_the_partner_within_seconds_and_a_restart_misses_none(
     # Landed while no listener ran: the next one replays it from its checkpoint.
     later = make_corpus(flights=2, seed=22)
     exchange.upload(later)
-    second = ListenerProcess(exchange, prefect_api, 15, tmp_path / "second.log").result()
+    second = ListenerProcess(exchange, prefect_api, 10, tmp_path / "second.log").result()
     assert second["landings"] >= len(later.objects)
     assert sum(run["published"] for run in second["runs"]) > 0
     audit = exchange.audit()
