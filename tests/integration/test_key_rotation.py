@@ -11,6 +11,7 @@ import pytest
 
 from exchange_support import Exchange, make_corpus
 from manifest_exchange.local.stack import PARTNER_BUCKET
+from manifest_exchange.publish.drops import drops_root
 from manifest_exchange.publish.partner import verify_drops
 from manifest_exchange.storage.s3 import get_bytes, iter_objects
 
@@ -23,7 +24,9 @@ def test_rotated_key_applies_to_new_drops_only(
     old_key_id = exchange.environment()["MX_HMAC_KEY_ID"]
     exchange.upload(make_corpus(flights=2, seed=61))
     first = exchange.run()
-    before = {i.key: i.etag for i in iter_objects(exchange.pipeline, exchange.partner)}
+    # The drops themselves; v1/_latest.json moves with every drop by design.
+    drops = drops_root(exchange.partner)
+    before = {i.key: i.etag for i in iter_objects(exchange.pipeline, drops)}
 
     monkeypatch.setenv("MX_HMAC_KEY_ID", "rotated-2027-01")
     monkeypatch.setenv("MX_HMAC_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
@@ -41,6 +44,6 @@ def test_rotated_key_applies_to_new_drops_only(
         first["drop_ids"][0]: {old_key_id},
         second["drop_ids"][0]: {"rotated-2027-01"},
     }
-    after = {i.key: i.etag for i in iter_objects(exchange.pipeline, exchange.partner)}
+    after = {i.key: i.etag for i in iter_objects(exchange.pipeline, drops)}
     assert {k: after[k] for k in before} == before  # the old drop was not rewritten
     assert verify_drops(exchange.stack.client("partner"), exchange.partner).is_ok

@@ -48,9 +48,15 @@ def test_landings_reach_the_partner_within_seconds_and_a_restart_misses_none(
     # Landed while no listener ran: the next one replays it from its checkpoint.
     later = make_corpus(flights=2, seed=22)
     exchange.upload(later)
-    second = ListenerProcess(exchange, prefect_api, 10, tmp_path / "second.log").result()
-    assert second["landings"] >= len(later.objects)
-    assert sum(run["published"] for run in second["runs"]) > 0
+    drops_before = set(_success_times(exchange))
+    second = ListenerProcess(exchange, prefect_api, 120, tmp_path / "second.log")
+    deadline = time.monotonic() + 90
+    while exchange.outcome_count() < len(corpus.objects) + len(later.objects):
+        assert time.monotonic() < deadline, second.log.read_text()[-3000:]
+        time.sleep(0.5)
+    second.stop()
+    assert second.landings_run() >= len(later.objects)
+    assert set(_success_times(exchange)) > drops_before
     audit = exchange.audit()
     assert audit.ok, audit.as_dict()
     assert verify_drops(exchange.stack.client("partner"), exchange.partner).is_ok

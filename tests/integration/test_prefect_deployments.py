@@ -313,7 +313,7 @@ def test_the_listener_deployment_publishes_within_seconds_and_tells_the_ui(
         while not _events(deployed, "manifest-exchange.listener.heartbeat"):
             assert time.monotonic() < deadline, "the listener never beat"
             time.sleep(1)
-        corpus = make_corpus(flights=2, seed=44)
+        corpus = make_corpus(flights=2, seed=47)  # a seed no other test here uses
         landed = time.monotonic()
         deployed.upload(corpus, "listened")
         new: set[str] = set()
