@@ -16,7 +16,6 @@ import posixpath
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from manifest_exchange.ingest.landings import Landing, LandingFilter, Linger
 from manifest_exchange.storage.s3 import (
@@ -193,13 +192,3 @@ def _resume_from(handled: list[Landing], waiting: list[Landing]) -> int:
     if waiting:
         return min(x.landed_ns for x in waiting)
     return max(x.landed_ns for x in handled) + 1
-
-
-def describe(landings: list[Landing]) -> dict[str, Any]:
-    """A batch for logs and events: counts and the folder, no object names."""
-    return {
-        "landings": len(landings),
-        "prefix": batch_prefix(landings),
-        "bytes": sum(x.size for x in landings),
-        "oldest_landed_ns": min(x.landed_ns for x in landings),
-    }

@@ -21,7 +21,7 @@ from manifest_exchange.storage.s3 import (
     S3Client,
     S3Location,
     create_if_absent,
-    get_bytes,
+    get_bytes_if_present,
     put_bytes,
 )
 
@@ -77,12 +77,10 @@ class _StoreInputFile(InputFile):
     def open(self, seekable: bool = True) -> InputStream:
         # Metadata objects are small (kilobytes to a few megabytes): read whole, then seek.
         where = S3Location.parse(self.location)
-        try:
-            return io.BytesIO(get_bytes(self.client, where.bucket, where.prefix))
-        except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
-                raise FileNotFoundError(self.location) from error
-            raise
+        data = get_bytes_if_present(self.client, where.bucket, where.prefix)
+        if data is None:
+            raise FileNotFoundError(self.location)
+        return io.BytesIO(data)
 
 
 class _StoreOutputFile(OutputFile):
