@@ -26,7 +26,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run
 
 from manifest_exchange.agreements.terms import DEFAULT_AGREEMENT, load_agreement
-from manifest_exchange.ingest.landings import FilerChangeLog, Landing
+from manifest_exchange.ingest.landings import FilerChangeLog, Landing, listed_landings
 from manifest_exchange.ingest.listener import LandingListener, ListenerStatus, batch_prefix
 from manifest_exchange.orchestration.parameters import RunOptions
 from manifest_exchange.orchestration.settings import run_settings
@@ -169,6 +169,7 @@ def listen_for_manifests(
         max_landings=max_landings,
         on_landing=on_landing,
         on_tick=on_tick,
+        catch_up=lambda since_ns: listed_landings(client, watched, since_ns),
     )
     logger.info("listening under %s (filer %s), linger %.1fs", watched, filer, linger_s)
     status = listener.run(

@@ -38,11 +38,6 @@ def _wait_settled_by_listener(exchange: Exchange, objects: int, timeout_s: float
     return time.monotonic() - started
 
 
-@pytest.mark.xfail(
-    reason="open bug (issue 29): a listener restarted a minute after its checkpoint sometimes "
-    "gets no replay from the filer's change log; the sweep still settles everything",
-    strict=False,
-)
 def test_the_listener_killed_and_restarted_misses_and_repeats_nothing(
     quick_takeover: Exchange, prefect_api: str, tmp_path: Path
 ) -> None:

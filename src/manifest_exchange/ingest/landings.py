@@ -15,6 +15,7 @@ ETag, and :class:`Linger` gathers landings into small batches so a burst shares 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -22,15 +23,16 @@ import selectors
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote_plus
 
-from manifest_exchange.storage.s3 import S3Location
+from manifest_exchange.storage.s3 import S3Client, S3Location, iter_objects
 
 # `weed filer.meta.tail` turns its -timeAgo into a start time only once it has started and
 # connected, a few hundred ms later: asked from just before a checkpoint, it would skip what
@@ -87,7 +89,9 @@ def landings_in_filer_event(event: dict[str, Any], source: S3Location) -> Iterat
         if not _is_under(source, key):
             continue
         attributes = entry.get("attributes", {})
-        etag = attributes.get("md5") or "".join(c.get("eTag", "") for c in entry.get("chunks", []))
+        etag = _hex_md5(attributes.get("md5", "")) or "".join(
+            c.get("eTag", "") for c in entry.get("chunks", [])
+        )
         yield Landing(
             bucket=source.bucket,
             key=key,
@@ -97,13 +101,44 @@ def landings_in_filer_event(event: dict[str, Any], source: S3Location) -> Iterat
         )
 
 
+def _hex_md5(encoded: str) -> str:
+    """The filer's MD5 (base64 in its JSON) as S3 spells it in an ETag, so a landing listed
+    from the bucket and the same landing from the change log compare equal."""
+    try:
+        return base64.b64decode(encoded, validate=True).hex() if encoded else ""
+    except ValueError:
+        return encoded
+
+
+def listed_landings(client: S3Client, source: S3Location, since_ns: int) -> list[Landing]:
+    """The objects under ``source`` that the bucket's listing says changed at or after
+    ``since_ns``, oldest first: what a restarted listener catches up on without relying on
+    the change log's replay. ``LastModified`` has whole seconds, so the second of
+    ``since_ns`` is included."""
+    since_s = since_ns // 1_000_000_000
+    landings = [
+        Landing(
+            bucket=source.bucket,
+            key=info.key,
+            etag=info.etag,
+            size=info.size,
+            landed_ns=int(info.last_modified.timestamp()) * 1_000_000_000,
+        )
+        for info in iter_objects(client, source)
+        if not info.key.endswith("/") and info.last_modified.timestamp() >= since_s
+    ]
+    return sorted(landings, key=lambda x: (x.landed_ns, x.key))
+
+
 class ChangeLogStream:
     """Splits the text ``weed filer.meta.tail`` prints (JSON documents, one after another,
-    each over many lines) into documents, whatever the chunks it arrives in."""
+    each over many lines) into documents, whatever the chunks it arrives in. A line that is
+    not JSON (the tool prints its own failure there) is kept in ``remarks``."""
 
     def __init__(self) -> None:
         self._buffer = ""
         self._decoder = json.JSONDecoder()
+        self.remarks: list[str] = []
 
     def feed(self, text: str) -> list[dict[str, Any]]:
         self._buffer += text
@@ -114,6 +149,13 @@ class ChangeLogStream:
                 position += 1
             if position >= len(self._buffer):
                 break
+            if self._buffer[position] != "{":
+                end = self._buffer.find("\n", position)
+                if end < 0:
+                    break  # the rest of this line has not arrived yet
+                self.remarks = [*self.remarks[-4:], self._buffer[position:end].strip()]
+                position = end + 1
+                continue
             try:
                 document, position = self._decoder.raw_decode(self._buffer, position)
             except json.JSONDecodeError:
@@ -159,39 +201,44 @@ class FilerChangeLog:
         """
         ago_ns = max(time.time_ns() - since_ns, 0) + REPLAY_MARGIN_NS
         path = f"/buckets/{self.source.bucket}/{self.source.prefix}".rstrip("/")
-        self._process = subprocess.Popen(
-            [
-                str(self.weed),
-                "filer.meta.tail",
-                f"-filer={self.filer}",
-                f"-pathPrefix={path}",
-                f"-timeAgo={ago_ns}ns",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self._process.stdout is not None
+        # Its complaints go to a file, read back only to say why it stopped.
+        with tempfile.TemporaryFile() as errors:
+            self._process = subprocess.Popen(
+                [
+                    str(self.weed),
+                    "filer.meta.tail",
+                    f"-filer={self.filer}",
+                    f"-pathPrefix={path}",
+                    f"-timeAgo={ago_ns}ns",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=errors,
+            )
+            try:
+                yield from self._read(self._process, errors, poll_s)
+            finally:
+                self.close()
+
+    def _read(
+        self, process: subprocess.Popen[bytes], errors: IO[bytes], poll_s: float
+    ) -> Iterator[Landing | None]:
+        assert process.stdout is not None
         stream = ChangeLogStream()
-        selector = selectors.DefaultSelector()
-        selector.register(self._process.stdout, selectors.EVENT_READ)
-        descriptor = self._process.stdout.fileno()
-        try:
+        descriptor = process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
             while True:
                 if not selector.select(timeout=poll_s):
-                    if self._process.poll() is not None:
-                        raise RuntimeError(
-                            f"the filer change log follower stopped ({self._process.returncode})"
-                        )
+                    if process.poll() is not None:
+                        raise RuntimeError(_stopped(process, errors, stream))
                     yield None
                     continue
                 chunk = os.read(descriptor, 1 << 16)
                 if not chunk:
-                    raise RuntimeError("the filer change log follower stopped")
+                    process.wait(timeout=5)
+                    raise RuntimeError(_stopped(process, errors, stream))
                 for document in stream.feed(chunk.decode("utf-8", "replace")):
                     yield from landings_in_filer_event(document, self.source)
-        finally:
-            selector.close()
-            self.close()
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -201,6 +248,15 @@ class FilerChangeLog:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         self._process = None
+
+
+def _stopped(process: subprocess.Popen[bytes], errors: IO[bytes], stream: ChangeLogStream) -> str:
+    """Why the follower stopped: its exit code and the last line it complained with."""
+    errors.seek(0)
+    lines = errors.read()[-2000:].decode("utf-8", "replace").strip().splitlines()
+    lines = [*lines, *stream.remarks]
+    said = f": {lines[-1]}" if lines else ""
+    return f"the filer change log follower stopped (exit {process.returncode}){said}"
 
 
 def landings_from_s3_notification(body: str, source: S3Location) -> list[Landing]:

@@ -10,6 +10,8 @@ ledger has not settled them, so nothing is processed twice.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import logging
 import posixpath
@@ -70,6 +72,8 @@ def batch_prefix(landings: list[Landing]) -> str:
 
 # A source of landings: yields a landing, or None when a poll passed without one.
 LandingStream = Callable[[int], Iterator[Landing | None]]
+# The landings a listing of the store shows since a time: the catch-up on each (re)start.
+CatchUp = Callable[[int], list[Landing]]
 # Runs the exchange over one batch of landings.
 BatchHandler = Callable[[list[Landing]], object]
 # Told of each new landing (the flow emits an event) and of each pass of the loop.
@@ -101,6 +105,9 @@ class LandingListener:
     Args:
         client, state: where the checkpoint is kept (the pipeline's state location).
         stream: follows landings from a time (``FilerChangeLog.follow`` or an SQS source).
+        catch_up: lists what changed since the checkpoint (``listed_landings``), taken on
+            every (re)start before the stream, so a restart misses nothing even when the
+            stream's own replay fails; repeats of it in the stream are dropped.
         handle: runs the exchange over a batch; the checkpoint moves only after it returns.
         linger_s, max_landings: when a batch is due (:class:`Linger`).
     """
@@ -116,10 +123,12 @@ class LandingListener:
         max_landings: int = 500,
         on_landing: LandingHook | None = None,
         on_tick: TickHook | None = None,
+        catch_up: CatchUp | None = None,
     ) -> None:
         self.client = client
         self.state = state
         self.stream = stream
+        self.catch_up = catch_up
         self.handle = handle
         self.linger = Linger(linger_s, max_landings)
         self.filter = LandingFilter()
@@ -135,12 +144,16 @@ class LandingListener:
         pause. Neither loses a landing: the checkpoint never passes one not yet handled.
         """
         pause_s = 1.0
+        failures = 0
         while not until():
             checkpoint = Checkpoint.load(self.client, self.state, default_since_ns=time.time_ns())
             try:
-                self._follow(checkpoint, until)
+                # After two failures in a row the stream starts from now: the catch-up
+                # listing has what came before, and a replay that keeps failing cannot.
+                self._follow(checkpoint, until, replay=failures < 2 or self.catch_up is None)
                 return self.status
             except Exception as error:  # the stream stopped, or a batch's run failed
+                failures += 1
                 log.warning(
                     "listening again from the checkpoint in %.0f s after %s: %s",
                     pause_s,
@@ -154,10 +167,20 @@ class LandingListener:
             pause_s = min(pause_s * 2, 30.0)
         return self.status
 
-    def _follow(self, checkpoint: Checkpoint, until: Callable[[], bool]) -> None:
+    def _follow(self, checkpoint: Checkpoint, until: Callable[[], bool], *, replay: bool) -> None:
         handled = checkpoint.handled_landings
         waiting: list[Landing] = []
-        for landing in self.stream(checkpoint.since_ns):
+        listed_at_ns = time.time_ns()
+        listed = self.catch_up(checkpoint.since_ns) if self.catch_up is not None else []
+        follow_from = checkpoint.since_ns if replay else max(checkpoint.since_ns, listed_at_ns)
+        log.info(
+            "checkpoint %s (%d landings handled before): %d listed since, following from %s",
+            _utc(checkpoint.since_ns),
+            handled,
+            len(listed),
+            _utc(follow_from),
+        )
+        for landing in itertools.chain(listed, self.stream(follow_from)):
             now = time.monotonic()
             if landing is not None:
                 if self.filter.is_new(landing):
@@ -184,6 +207,10 @@ class LandingListener:
                 self.on_tick(self.status)
             if until():
                 return
+
+
+def _utc(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _resume_from(handled: list[Landing], waiting: list[Landing]) -> int:

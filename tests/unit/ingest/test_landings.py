@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any
 
@@ -38,7 +40,7 @@ def _event(directory: str, new: dict[str, Any] | None, ts: int = 7, **extra: Any
 def test_a_new_object_under_the_prefix_is_a_landing() -> None:
     event = _event("/buckets/airport-manifests/paxlst/2026-12-01/CI", _entry("a.edi"), ts=42)
     assert list(landings_in_filer_event(event, SOURCE)) == [
-        Landing("airport-manifests", "paxlst/2026-12-01/CI/a.edi", "bWQ1", 10, 42)
+        Landing("airport-manifests", "paxlst/2026-12-01/CI/a.edi", "6d6435", 10, 42)
     ]
 
 
@@ -91,6 +93,24 @@ def test_the_stream_splits_documents_arriving_in_any_pieces() -> None:
     for start in range(0, len(text), 37):
         found += stream.feed(text[start : start + 37])
     assert found == documents
+
+
+def test_a_line_that_is_not_json_is_kept_as_a_remark_and_skipped() -> None:
+    document = _event("/buckets/airport-manifests/paxlst/d", _entry("1.edi"))
+    stream = ChangeLogStream()
+    found = stream.feed("tail 127.0.0.1:8888: subscribe: refused\n" + json.dumps(document))
+    assert found == [document]
+    assert stream.remarks == ["tail 127.0.0.1:8888: subscribe: refused"]
+    assert stream.feed("half a line") == []
+    assert stream.remarks[-1].startswith("tail")
+
+
+def test_the_filers_md5_is_spelt_as_an_s3_etag() -> None:
+    digest = hashlib.md5(b"hello", usedforsecurity=False)  # what S3's ETag is made of
+    md5 = base64.b64encode(digest.digest()).decode()
+    event = _event("/buckets/airport-manifests/paxlst/d", _entry("a.edi", md5=md5))
+    (landing,) = landings_in_filer_event(event, SOURCE)
+    assert landing.etag == digest.hexdigest()
 
 
 def test_repeats_of_a_key_and_etag_are_dropped_and_a_change_is_not() -> None:

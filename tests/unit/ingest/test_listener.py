@@ -113,6 +113,65 @@ def test_a_stream_that_stops_is_followed_again_from_the_checkpoint() -> None:
     assert ran[-1] == "paxlst/2026-12-01/CI/2.edi"
 
 
+def test_a_restart_takes_what_the_listing_shows_then_drops_its_repeats_in_the_stream() -> None:
+    state = StateBucket()
+    state.objects[STATE.key(CHECKPOINT)] = json.dumps({"since_ns": 1_001}).encode()
+    ran: list[str] = []
+
+    def stream(since_ns: int) -> Iterator[Landing | None]:
+        assert since_ns == 1_001  # the change log replays from the same checkpoint
+        yield _landing(2)  # replayed: listed already
+        yield _landing(3)
+        while True:
+            yield None
+
+    listener = LandingListener(
+        state,
+        STATE,
+        stream,
+        lambda b: ran.extend(x.key for x in b),
+        linger_s=0.0,
+        catch_up=lambda since_ns: [_landing(1), _landing(2)],
+    )
+    status = listener.run(until=lambda: len(ran) >= 3)
+    assert ran == [f"paxlst/2026-12-01/CI/{n}.edi" for n in (1, 2, 3)]
+    assert (status.landings, status.repeats) == (3, 1)
+
+
+def test_a_replay_that_keeps_failing_is_given_up_for_the_listing() -> None:
+    state = StateBucket()
+    state.objects[STATE.key(CHECKPOINT)] = json.dumps({"since_ns": 1_001}).encode()
+    follows: list[int] = []
+    listed: list[int] = []
+    ran: list[str] = []
+
+    def catch_up(since_ns: int) -> list[Landing]:
+        listed.append(since_ns)
+        return [x for x in (_landing(1), _landing(2)) if x.landed_ns >= since_ns]
+
+    def stream(since_ns: int) -> Iterator[Landing | None]:
+        follows.append(since_ns)
+        if len(follows) <= 2:
+            raise RuntimeError("the filer change log follower stopped (exit 0): reading failed")
+        yield _landing(3)
+        while True:
+            yield None
+
+    listener = LandingListener(
+        state,
+        STATE,
+        stream,
+        lambda b: ran.extend(x.key for x in b),
+        linger_s=0.0,
+        catch_up=catch_up,
+    )
+    listener.run(until=lambda: len(ran) >= 3)
+    assert ran == [f"paxlst/2026-12-01/CI/{n}.edi" for n in (1, 2, 3)]
+    assert listed == [1_001, 1_003, 1_003]  # each time from the checkpoint it had
+    assert follows[:2] == [1_001, 1_003]  # the replay, tried twice
+    assert follows[2] > 1_000_000_000  # then from the time of the listing
+
+
 def test_a_batch_runs_over_the_folder_its_landings_share() -> None:
     assert batch_prefix([_landing(1), _landing(2)]) == "paxlst/2026-12-01/CI"
     mixed = [_landing(1), _landing(2, "paxlst/2026-12-01/BR")]
