@@ -323,15 +323,22 @@ def test_the_listener_deployment_publishes_within_seconds_and_tells_the_ui(
             drops = verify_drops(deployed.stack.client("partner"), deployed.partner).drops
             new = {d.drop_id for d in drops} - before
         published_after_s = time.monotonic() - landed
-        time.sleep(2)  # the last events reach the server
-        landed_events = _events(deployed, "manifest-exchange.manifest.landed")
-        keys = {e.payload["key"] for e in landed_events}
-        assert {deployed.source.key("listened", o.key) for o in corpus.objects} <= keys
-        (published,) = [
-            e
-            for e in _events(deployed, "manifest-exchange.drop.published")
-            if set(e.payload["drop_ids"]) & new
-        ]
+        expected_keys = {deployed.source.key("listened", o.key) for o in corpus.objects}
+        # The server stores events in batches (every 5 s by default): wait for them.
+        deadline = time.monotonic() + 30
+        while True:
+            landed_events = _events(deployed, "manifest-exchange.manifest.landed")
+            published_events = [
+                e
+                for e in _events(deployed, "manifest-exchange.drop.published")
+                if set(e.payload["drop_ids"]) & new
+            ]
+            keys = {e.payload["key"] for e in landed_events}
+            if (expected_keys <= keys and published_events) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert expected_keys <= keys
+        (published,) = published_events
         run_ids = [r.id for r in published.related if r.role == "flow-run"]
         assert run_ids
         with (

@@ -42,9 +42,13 @@ class Checkpoint:
 
     @classmethod
     def load(cls, client: S3Client, state: S3Location, default_since_ns: int) -> Checkpoint:
+        """The saved checkpoint; without one, ``default_since_ns``, saved at once so that a
+        listener killed before its first batch finished is resumed from its start."""
         data = get_bytes_if_present(client, state.bucket, state.key(CHECKPOINT))
         if data is None:
-            return cls(default_since_ns)
+            first = cls(default_since_ns)
+            first.save(client, state)
+            return first
         raw = json.loads(data)
         return cls(int(raw["since_ns"]), int(raw.get("handled_landings", 0)))
 

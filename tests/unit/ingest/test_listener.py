@@ -113,6 +113,20 @@ def test_a_stream_that_stops_is_followed_again_from_the_checkpoint() -> None:
     assert ran[-1] == "paxlst/2026-12-01/CI/2.edi"
 
 
+def test_a_first_start_saves_its_checkpoint_before_any_batch() -> None:
+    state = StateBucket()
+
+    def stream(since_ns: int) -> Iterator[Landing | None]:
+        assert state.checkpoint()["since_ns"] == since_ns  # a kill from here on resumes there
+        yield _landing(1)
+        raise KeyboardInterrupt  # killed before the batch ran
+
+    listener = LandingListener(state, STATE, stream, lambda b: None, linger_s=5.0)
+    with pytest.raises(KeyboardInterrupt):
+        listener.run()
+    assert state.checkpoint()["handled_landings"] == 0
+
+
 def test_a_restart_takes_what_the_listing_shows_then_drops_its_repeats_in_the_stream() -> None:
     state = StateBucket()
     state.objects[STATE.key(CHECKPOINT)] = json.dumps({"since_ns": 1_001}).encode()
