@@ -149,16 +149,20 @@ class Bench:
         self.filer = stack.filer_address()
         self.timeout = timeout
         self.successes: dict[str, int] = {}
+        self.watch_stopped = ""
 
     def watch_successes(self) -> None:
         """Record, from the filer's change log, when each drop's ``_SUCCESS`` was created."""
         root = drops_root(self.partner)
 
         def follow() -> None:
-            for landing in FilerChangeLog(self.filer, root).follow(time.time_ns()):
-                if landing is not None and landing.key.endswith(f"/{SUCCESS_MARKER}"):
-                    drop_id = landing.key.rsplit("/", 2)[-2]
-                    self.successes.setdefault(drop_id, landing.landed_ns)
+            try:
+                for landing in FilerChangeLog(self.filer, root).follow(time.time_ns()):
+                    if landing is not None and landing.key.endswith(f"/{SUCCESS_MARKER}"):
+                        drop_id = landing.key.rsplit("/", 2)[-2]
+                        self.successes.setdefault(drop_id, landing.landed_ns)
+            except RuntimeError as error:  # the store stopped: at the end, or a failed bench
+                self.watch_stopped = str(error)
 
         threading.Thread(target=follow, name="successes", daemon=True).start()
 
@@ -214,7 +218,11 @@ class Bench:
                 del pending[key]
             time.sleep(0.5)
         if pending:
-            raise SystemExit(f"{len(pending)} manifests were not settled in {self.timeout:.0f}s")
+            watcher = self.watch_stopped
+            stopped = f" (the _SUCCESS watcher stopped: {watcher})" if watcher else ""
+            raise SystemExit(
+                f"{len(pending)} manifests were not settled in {self.timeout:.0f}s{stopped}"
+            )
         return latencies, successes
 
     def wait_for_listener(self, timeout_s: float = 180.0) -> None:

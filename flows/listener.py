@@ -52,7 +52,7 @@ def listen_for_manifests(
     filer: str,
     partner: str | None = None,
     agreement: str = DEFAULT_AGREEMENT,
-    linger_s: float = 1.0,
+    linger_s: float = 0.5,
     max_landings: int = 500,
     behind_after_s: float = 30.0,
     run_for_s: float | None = None,
