@@ -577,5 +577,20 @@ def _partner_ack(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if acknowledgement.is_ok else 1
 
 
+def console_main() -> None:
+    """The ``manifest-exchange`` command: :func:`main`, then exit with its code.
+
+    ``audit`` ends with ``os._exit`` once its report is flushed: a native thread pool torn
+    down at interpreter exit aborted it after a correct report (decision 0027).
+    """
+    code = main()
+    if sys.argv[1:2] == ["audit"]:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
