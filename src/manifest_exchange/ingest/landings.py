@@ -116,17 +116,13 @@ def listed_landings(client: S3Client, source: S3Location, since_ns: int) -> list
     the change log's replay. ``LastModified`` has whole seconds, so the second of
     ``since_ns`` is included."""
     since_s = since_ns // 1_000_000_000
-    landings = [
-        Landing(
-            bucket=source.bucket,
-            key=info.key,
-            etag=info.etag,
-            size=info.size,
-            landed_ns=int(info.last_modified.timestamp()) * 1_000_000_000,
-        )
-        for info in iter_objects(client, source)
-        if not info.key.endswith("/") and info.last_modified.timestamp() >= since_s
-    ]
+    landings = []
+    for info in iter_objects(client, source):
+        modified_s = int(info.last_modified.timestamp())
+        if modified_s >= since_s and not info.key.endswith("/"):
+            landings.append(
+                Landing(source.bucket, info.key, info.etag, info.size, modified_s * 1_000_000_000)
+            )
     return sorted(landings, key=lambda x: (x.landed_ns, x.key))
 
 

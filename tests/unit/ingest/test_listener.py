@@ -10,7 +10,14 @@ import pytest
 
 from manifest_exchange.ingest import listener as listener_module
 from manifest_exchange.ingest.landings import Landing
-from manifest_exchange.ingest.listener import CHECKPOINT, LandingListener, batch_prefix
+from manifest_exchange.ingest.listener import (
+    CHECKPOINT,
+    CatchUp,
+    LandingListener,
+    LandingStream,
+    ListenerStatus,
+    batch_prefix,
+)
 from manifest_exchange.storage.s3 import S3Location
 
 STATE = S3Location("exchange-state", "tw-jp")
@@ -127,10 +134,27 @@ def test_a_first_start_saves_its_checkpoint_before_any_batch() -> None:
     assert state.checkpoint()["handled_landings"] == 0
 
 
-def test_a_restart_takes_what_the_listing_shows_then_drops_its_repeats_in_the_stream() -> None:
+def _restart_with_catch_up(
+    stream: LandingStream, catch_up: CatchUp, runs: int
+) -> tuple[list[str], ListenerStatus]:
+    """A listener restarted from a checkpoint at 1_001 with a catch-up listing, run until
+    ``runs`` landings were handled; the keys it ran, in order, and its status."""
     state = StateBucket()
     state.objects[STATE.key(CHECKPOINT)] = json.dumps({"since_ns": 1_001}).encode()
     ran: list[str] = []
+    listener = LandingListener(
+        state,
+        STATE,
+        stream,
+        lambda b: ran.extend(x.key for x in b),
+        linger_s=0.0,
+        catch_up=catch_up,
+    )
+    status = listener.run(until=lambda: len(ran) >= runs)
+    return ran, status
+
+
+def test_a_restart_takes_what_the_listing_shows_then_drops_its_repeats_in_the_stream() -> None:
 
     def stream(since_ns: int) -> Iterator[Landing | None]:
         assert since_ns == 1_001  # the change log replays from the same checkpoint
@@ -139,25 +163,14 @@ def test_a_restart_takes_what_the_listing_shows_then_drops_its_repeats_in_the_st
         while True:
             yield None
 
-    listener = LandingListener(
-        state,
-        STATE,
-        stream,
-        lambda b: ran.extend(x.key for x in b),
-        linger_s=0.0,
-        catch_up=lambda since_ns: [_landing(1), _landing(2)],
-    )
-    status = listener.run(until=lambda: len(ran) >= 3)
+    ran, status = _restart_with_catch_up(stream, lambda since_ns: [_landing(1), _landing(2)], 3)
     assert ran == [f"paxlst/2026-12-01/CI/{n}.edi" for n in (1, 2, 3)]
     assert (status.landings, status.repeats) == (3, 1)
 
 
 def test_a_replay_that_keeps_failing_is_given_up_for_the_listing() -> None:
-    state = StateBucket()
-    state.objects[STATE.key(CHECKPOINT)] = json.dumps({"since_ns": 1_001}).encode()
     follows: list[int] = []
     listed: list[int] = []
-    ran: list[str] = []
 
     def catch_up(since_ns: int) -> list[Landing]:
         listed.append(since_ns)
@@ -171,15 +184,7 @@ def test_a_replay_that_keeps_failing_is_given_up_for_the_listing() -> None:
         while True:
             yield None
 
-    listener = LandingListener(
-        state,
-        STATE,
-        stream,
-        lambda b: ran.extend(x.key for x in b),
-        linger_s=0.0,
-        catch_up=catch_up,
-    )
-    listener.run(until=lambda: len(ran) >= 3)
+    ran, _ = _restart_with_catch_up(stream, catch_up, 3)
     assert ran == [f"paxlst/2026-12-01/CI/{n}.edi" for n in (1, 2, 3)]
     assert listed == [1_001, 1_003, 1_003]  # each time from the checkpoint it had
     assert follows[:2] == [1_001, 1_003]  # the replay, tried twice
